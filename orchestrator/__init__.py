@@ -1,0 +1,8 @@
+"""Optuna study orchestrator for stochastic time-series forecasters."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("orchestrator")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"

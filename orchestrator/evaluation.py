@@ -1,0 +1,207 @@
+"""Scoring: sample aggregation, one-step return MAE, common-random-number runs and the encode cache."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from orchestrator.data import Contexts, Series, Windows
+from orchestrator.models.base import Encoded, Forecaster, ForecastError
+
+_AGGREGATE = re.compile(
+    r"(?P<kind>mean|median|trimmed_mean|lower_trimmed_mean|upper_trimmed_mean|quantile|winsorized_mean)"
+    r"(?:_(?P<x>\d+(?:\.\d+)?))?"
+)
+_NEEDS_X = {"trimmed_mean", "lower_trimmed_mean", "upper_trimmed_mean", "quantile", "winsorized_mean"}
+
+
+def parse_aggregate(name: str) -> tuple[str, float]:
+    """('kind', fraction) for an aggregate name. X < 1 is a fraction, X >= 1 a percent: trimmed_mean_10 == _0.1.
+
+    Raises ValueError for unknown names or fractions out of range.
+    """
+    match = _AGGREGATE.fullmatch(name)
+    if not match or (match["kind"] in _NEEDS_X) != (match["x"] is not None):
+        raise ValueError(
+            f"unknown aggregate {name!r}: use mean, median, or trimmed_mean_X, lower_trimmed_mean_X, "
+            "upper_trimmed_mean_X, quantile_X, winsorized_mean_X (X a fraction like 0.1 or a percent like 10)"
+        )
+    if match["x"] is None:
+        return match["kind"], 0.0
+    x = float(match["x"])
+    fraction = x / 100 if x >= 1 else x
+    limit = 1.0 if match["kind"] == "quantile" else 0.5
+    if not 0 <= fraction <= limit or (match["kind"] != "quantile" and fraction >= 0.5):
+        raise ValueError(f"aggregate {name!r}: X is out of range for {match['kind']}")
+    return match["kind"], fraction
+
+
+def aggregate(samples: torch.Tensor, name: str) -> torch.Tensor:
+    """Reduce [windows, n] samples to [windows] point forecasts.
+
+    Trimming drops floor(X * n) samples from a tail (as scipy.stats.trim_mean); winsorizing clips them to the
+    nearest kept sample (as scipy.stats.mstats.winsorize); quantile interpolates linearly (as numpy.quantile).
+    """
+    kind, x = parse_aggregate(name)
+    if kind == "mean":
+        return samples.mean(dim=1)
+    if kind == "quantile":
+        return torch.quantile(samples, x, dim=1)
+    ordered = samples.sort(dim=1).values
+    n = ordered.shape[1]
+    if kind == "median":
+        return ordered.quantile(0.5, dim=1)
+    k = int(x * n)
+    if kind == "trimmed_mean":
+        return ordered[:, k : n - k].mean(dim=1)
+    if kind == "lower_trimmed_mean":  # drops the top X: keeps the lower part
+        return ordered[:, : n - k].mean(dim=1)
+    if kind == "upper_trimmed_mean":  # drops the bottom X
+        return ordered[:, k:].mean(dim=1)
+    low, high = ordered[:, k : k + 1], ordered[:, n - 1 - k : n - k]
+    return ordered.clamp(min=low, max=high).mean(dim=1)
+
+
+def return_mae(predicted: np.ndarray, previous: np.ndarray, actual: np.ndarray) -> float:
+    """Mean over windows of |predicted return - actual return|, returns relative to the previous close."""
+    return float(np.mean(np.abs((predicted - previous) / previous - (actual - previous) / previous)))
+
+
+def run_seed(seed: int, run: int) -> int:
+    """Generator seed of run `run`: the same in every trial of a study (common random numbers)."""
+    return int(np.random.SeedSequence([seed, run]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclass
+class Evaluation:
+    """MAE of each run of one config on one split."""
+
+    split: str
+    runs: list[int]
+    run_maes: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    cache_hit: bool = False
+
+    @property
+    def mae(self) -> float:
+        return float(np.mean(self.run_maes))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.run_maes, ddof=1)) if len(self.run_maes) > 1 else 0.0
+
+    @property
+    def sem(self) -> float:
+        return self.std / math.sqrt(len(self.run_maes)) if self.run_maes else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"mae": self.mae, "sem": self.sem, "std": self.std, "runs": len(self.run_maes),
+                "run_maes": self.run_maes}
+
+
+class EncodeCache:
+    """Least-recently-used encode results, bounded by their total size in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple[Encoded, int]] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: tuple) -> Encoded | None:
+        if key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key][0]
+
+    def put(self, key: tuple, encoded: Encoded) -> None:
+        size = sum(t.nelement() * t.element_size() for t in encoded.values())
+        if size > self.max_bytes:
+            return
+        self._items[key] = (encoded, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self.bytes -= dropped
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Evaluator:
+    """Scores params of one forecaster on one series' windows, runs seeded from the study seed."""
+
+    def __init__(
+        self,
+        forecaster: Forecaster,
+        series: Series,
+        windows: Windows,
+        seed: int,
+        cache: EncodeCache | None = None,
+    ) -> None:
+        self.forecaster = forecaster
+        self.series = series
+        self.windows = windows
+        self.seed = seed
+        self.cache = cache if cache is not None else EncodeCache(1 << 30)
+        close = series.close
+        self._actual = {s: close[windows.of(s)] for s in ("validation", "test")}
+        self._previous = {s: close[windows.of(s) - 1] for s in ("validation", "test")}
+
+    def encode(self, params: Mapping[str, Any], split: str) -> tuple[Encoded, bool]:
+        """(encoded, cache hit) for the split's windows."""
+        ends = self.windows.of(split)
+        relevant = tuple(sorted((k, params[k]) for k in self.forecaster.encode_params if k in params))
+        key = (self.forecaster.name, self.series.sha256, ends.tobytes(), relevant)
+        encoded = self.cache.get(key)
+        if encoded is not None:
+            return encoded, True
+        encoded = self.forecaster.encode(Contexts.of(self.series, ends), params)
+        self.cache.put(key, encoded)
+        return encoded, False
+
+    def samples(self, params: Mapping[str, Any], split: str, run: int) -> torch.Tensor:
+        """[windows, n] next-close samples of run `run` (float64, CPU)."""
+        encoded, _ = self.encode(params, split)
+        return self._draw(encoded, params, run)
+
+    def _draw(self, encoded: Encoded, params: Mapping[str, Any], run: int) -> torch.Tensor:
+        generator = torch.Generator(device=self.forecaster.device).manual_seed(run_seed(self.seed, run))
+        n = int(params[self.forecaster.samples_param])
+        drawn = self.forecaster.sample(encoded, n, params, generator)
+        return drawn.detach().to("cpu", torch.float64)
+
+    def evaluate(
+        self,
+        params: Mapping[str, Any],
+        runs: range,
+        split: str = "validation",
+        on_run: Callable[[int, float], None] | None = None,
+    ) -> Evaluation:
+        """MAE per run; `on_run(step, running mean)` is called after each run (pruning hooks in there)."""
+        start = time.perf_counter()
+        encoded, hit = self.encode(params, split)
+        result = Evaluation(split=split, runs=list(runs), cache_hit=hit)
+        name = str(params.get("aggregate", "mean"))
+        for step, run in enumerate(runs):
+            samples = self._draw(encoded, params, run)
+            if not torch.isfinite(samples).all():
+                bad = int((~torch.isfinite(samples)).any(dim=1).sum())
+                raise ForecastError(f"{bad} of {samples.shape[0]} windows have NaN/inf samples (run {run})")
+            point = aggregate(samples, name).numpy()
+            result.run_maes.append(return_mae(point, self._previous[split], self._actual[split]))
+            if on_run is not None:
+                on_run(step, result.mae)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def naive_mae(self, split: str = "validation") -> float:
+        """MAE of predicting a zero return (tomorrow's close = today's): the random-walk baseline."""
+        return return_mae(self._previous[split], self._previous[split], self._actual[split])

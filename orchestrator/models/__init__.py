@@ -1,0 +1,1 @@
+"""Forecasters: one module per model family, all implementing `orchestrator.models.base.Forecaster`."""

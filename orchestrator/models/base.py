@@ -1,0 +1,103 @@
+"""The Forecaster contract and the registry of model names.
+
+A forecaster splits a forecast into a deterministic, expensive `encode` (the network over every window's context,
+batched, cacheable) and a cheap stochastic `sample` that uses only the generator it is given. The Evaluator caches
+`encode` results per (data, windows, encode params), so a trial that changes only sampling params never runs the
+network again.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from orchestrator.data import Contexts
+from orchestrator.errors import BadInput
+
+Encoded = dict[str, torch.Tensor]
+"""What `encode` returns: named tensors on the forecaster's device (the cache bounds its size in bytes)."""
+
+
+class ForecastError(Exception):
+    """A forecast that cannot be scored (NaN / inf samples, out of memory): the trial fails, the study goes on."""
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to load and run a model; none of this is tuned by Optuna."""
+
+    device: str = "auto"
+    weights: str | None = None  # Hugging Face id or local directory
+    tokenizer: str | None = None  # Kronos only
+    compile: bool | None = None  # None: on for CUDA, off on CPU
+
+
+class Forecaster(ABC):
+    """One model family. Subclasses set the class attributes and implement `encode` and `sample`."""
+
+    name: ClassVar[str]
+    encode_params: ClassVar[frozenset[str]]
+    """Params that change the network's input; every other param may only affect `sample`."""
+    context_param: ClassVar[str]
+    """The param that sets how many bars before the scored bar the model reads."""
+    samples_param: ClassVar[str] = "num_samples"
+    params: ClassVar[frozenset[str]]
+    """Every param this model understands; a space may define no other."""
+    required_columns: ClassVar[tuple[str, ...]] = ("close",)
+    optional_columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: ModelOptions) -> None:
+        self.options = options
+        self.device = resolve_device(options.device)
+
+    @abstractmethod
+    def encode(self, contexts: Contexts, params: Mapping[str, Any]) -> Encoded:
+        """All windows in one batched call; the result depends only on `contexts` and the encode params."""
+
+    @abstractmethod
+    def sample(
+        self, encoded: Encoded, n: int, params: Mapping[str, Any], generator: torch.Generator
+    ) -> torch.Tensor:
+        """[windows, n] next-bar close samples drawn with `generator` only."""
+
+    def info(self) -> dict[str, Any]:
+        """Facts recorded on each trial (device; compile seconds and recompile counts where compiled)."""
+        return {"device": str(self.device)}
+
+
+_REGISTRY = {
+    "fhs": "orchestrator.models.fhs:FHSForecaster",
+    "toto": "orchestrator.models.toto:TotoForecaster",
+    "kronos": "orchestrator.models.kronos:KronosForecaster",
+}
+
+
+def model_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def forecaster_class(name: str) -> type[Forecaster]:
+    """The class registered under `name`; heavy model packages are imported only here, on first use."""
+    if name not in _REGISTRY:
+        raise BadInput(f"model {name!r}: unknown; choose one of {', '.join(_REGISTRY)}")
+    module, attr = _REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create(name: str, options: ModelOptions) -> Forecaster:
+    return forecaster_class(name)(options)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInput("--device cuda: no CUDA device is visible; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise BadInput(f"--device {device!r}: choose auto, cpu or cuda")
+    return torch.device(device)

@@ -1,0 +1,54 @@
+"""Built-in baseline, no weights: filtered historical simulation.
+
+The last `context_length` bars give log returns r. An EWMA variance with half-life `ewma_halflife` standardises each
+return by the volatility known before it; the next-bar return is a bootstrap draw of those standardised returns
+scaled by the current EWMA volatility, plus the context's mean return when `drift` is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.signal import lfilter
+
+from orchestrator.data import Contexts
+from orchestrator.models.base import Encoded, Forecaster, ModelOptions
+
+
+class FHSForecaster(Forecaster):
+    name = "fhs"
+    encode_params = frozenset()  # encode keeps every window's full history; context_length only slices it
+    context_param = "context_length"
+    samples_param = "num_samples"
+    params = frozenset({"context_length", "ewma_halflife", "num_samples", "aggregate", "drift"})
+
+    def __init__(self, options: ModelOptions) -> None:
+        super().__init__(ModelOptions(device="cpu"))  # numpy-sized work: the CPU is the right place
+
+    def encode(self, contexts: Contexts, params: Mapping[str, Any]) -> Encoded:
+        close = contexts.history("close", int(contexts.ends.min()))
+        return {
+            "log_returns": torch.from_numpy(np.diff(np.log(close), axis=1)),
+            "last_close": torch.from_numpy(close[:, -1].copy()),
+        }
+
+    def sample(self, encoded: Encoded, n: int, params: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
+        length = int(params["context_length"]) - 1
+        r = encoded["log_returns"][:, -length:].numpy()
+        lam = 0.5 ** (1.0 / float(params["ewma_halflife"]))
+        start = np.mean(r**2, axis=1, keepdims=True)
+        var, _ = lfilter([1 - lam], [1, -lam], r**2, axis=1, zi=lam * start)
+        before = np.concatenate([start, var[:, :-1]], axis=1)  # the variance known before each return
+        mu = r.mean(axis=1, keepdims=True)
+        z = torch.from_numpy((r - mu) / np.sqrt(before))
+        draws = z.gather(1, torch.randint(0, z.shape[1], (z.shape[0], n), generator=generator))
+        drift = torch.from_numpy(mu) if _truthy(params.get("drift", False)) else 0.0
+        step = drift + torch.from_numpy(np.sqrt(var[:, -1:])) * draws
+        return encoded["last_close"][:, None] * torch.exp(step)
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1", "yes")
