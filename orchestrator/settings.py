@@ -1,0 +1,74 @@
+"""One validated Settings object from `configs/orchestrator.toml` (if present) plus command-line overrides."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.errors import BadInput
+
+CONFIG_FILE = Path("configs/orchestrator.toml")
+"""Looked up relative to the working directory; without it the defaults below apply."""
+PACKAGE_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+class Settings(BaseModel):
+    """Everything a study needs besides model and symbol. Field names match the CLI flags (`--eval-runs`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Path("trainingdata")
+    storage: str = "sqlite:///studies/optuna.db"
+    best_dir: Path = Path("configs/best")
+    val_windows: int = Field(30, ge=1)
+    test_windows: int = Field(20, ge=1)
+    eval_runs: int = Field(3, ge=1)
+    confirm_runs: int = Field(3, ge=1)
+    trials: int = Field(100, ge=1)
+    sampler: Literal["tpe", "cmaes"] = "tpe"
+    seed: int = Field(0, ge=0)
+    patience: int | None = Field(None, ge=1, description="stop after this many finished trials without improvement")
+    transfer: bool = True
+    max_transfer: int = Field(3, ge=0, description="committed configs of other symbols enqueued as warm starts")
+    pruner_startup_trials: int = Field(5, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache_mb: int = Field(2048, ge=0, description="encode cache bound per process")
+    heartbeat_interval: int = Field(5, ge=1)
+    grace_period: int = Field(20, ge=2)
+
+
+def load_settings(overrides: dict[str, Any], config: Path = CONFIG_FILE) -> Settings:
+    """Settings from `config` (when it exists) with the non-None `overrides` on top; BadInput on any bad value."""
+    values: dict[str, Any] = {}
+    if config.is_file():
+        try:
+            values = tomllib.loads(config.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise BadInput(f"{config}: not valid TOML ({exc}); fix the file") from None
+        _validate(values, lambda field: f"{config}: {field}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return _validate(values, lambda field: f"--{field.replace('_', '-')}")
+
+
+def _validate(values: dict[str, Any], where) -> Settings:
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "?"
+        value = error.get("input")
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(Settings.model_fields)
+            raise BadInput(f"{where(field)}: unknown setting; known settings: {known}") from None
+        raise BadInput(f"{where(field)} = {value!r}: {error['msg'].lower()}") from None
+
+
+def space_path(model: str, override: Path | None = None) -> Path:
+    """The space file: `--space FILE`, else configs/spaces/<model>.toml here, else the one shipped in the repo."""
+    if override is not None:
+        return Path(override)
+    local = Path("configs/spaces") / f"{model}.toml"
+    return local if local.is_file() else PACKAGE_CONFIGS / "spaces" / f"{model}.toml"

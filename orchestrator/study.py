@@ -1,0 +1,417 @@
+"""Study lifecycle: naming, storage, comparability, sampler seeded from prior best configs, pruner, stop rules."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from orchestrator.commit import Decision, best_path, decide, read_config, transfer_configs
+from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
+from orchestrator.errors import BadInput
+from orchestrator.evaluation import EncodeCache, Evaluator
+from orchestrator.models.base import ForecastError, ModelOptions, create, forecaster_class
+from orchestrator.objective import Objective
+from orchestrator.settings import Settings, space_path
+from orchestrator.space import Space, load_space
+
+COMPARABLE = ("model", "symbol", "data_sha256", "val_windows", "test_windows", "eval_runs", "space_hash", "seed")
+"""Study user attrs that make trial values comparable: resuming with another value of any of them is refused."""
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def study_name(model: str, symbol: str) -> str:
+    return f"{model}/{symbol}"
+
+
+def storage_label(url: str) -> str:
+    """The URL with any password masked: safe to print and to record."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable storage URL>"
+
+
+def check_storage_url(url: str) -> None:
+    """BadInput unless `url` is a SQLAlchemy URL (checked before anything is written)."""
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise BadInput(
+            f"--storage {url!r}: not a database URL; use e.g. sqlite:///studies/optuna.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from None
+
+
+def open_storage(url: str, settings: Settings) -> RDBStorage:
+    """Optuna RDB storage with heartbeat + retry of trials whose process died; SQLite in WAL with a 30 s timeout.
+
+    Creating the schema here, once, in the process that starts the work avoids the schema-creation race of
+    several workers on a fresh SQLite file.
+    """
+    check_storage_url(url)
+    parsed = make_url(url)
+    engine_kwargs: dict[str, Any]
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine_kwargs = {"connect_args": {"timeout": 30}}
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                with sqlite3.connect(parsed.database, timeout=30) as con:
+                    con.execute("PRAGMA journal_mode=WAL")
+        else:
+            engine_kwargs = {"pool_pre_ping": True}
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=settings.heartbeat_interval,
+            grace_period=settings.grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+        )
+    except (SQLAlchemyError, sqlite3.Error, OSError, ImportError) as exc:
+        reason = str(exc).splitlines()[0].replace(str(parsed.password or "\0"), "***")
+        raise BadInput(f"--storage {storage_label(url)}: cannot open ({reason}); check the URL and access") from None
+
+
+def comparability(model: str, symbol: str, sha256: str, settings: Settings, space: Space) -> dict[str, Any]:
+    return {
+        "model": model, "symbol": symbol, "data_sha256": sha256, "val_windows": settings.val_windows,
+        "test_windows": settings.test_windows, "eval_runs": settings.eval_runs, "space_hash": space.hash,
+        "seed": settings.seed,
+    }
+
+
+def existing_attrs(storage: RDBStorage, name: str) -> dict[str, Any] | None:
+    try:
+        return storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    except KeyError:
+        return None
+
+
+def check_resumable(name: str, recorded: Mapping[str, Any], wanted: Mapping[str, Any], label: str) -> None:
+    """BadInput naming the first comparability attr that differs from the recorded study."""
+    for key in COMPARABLE:
+        if recorded.get(key) != wanted[key]:
+            raise BadInput(
+                f"study {name} in {label}: {key} was {recorded.get(key)!r}, now {wanted[key]!r}, so trial values "
+                f"would not be comparable; rerun with the recorded setting, or pass --fresh to archive the old study "
+                f"and start a new one"
+            )
+
+
+def archive(storage: RDBStorage, name: str) -> str:
+    """Copy the study to `<name>@<UTC time>` and delete the original; returns the archive's name."""
+    archived = f"{name}@{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=archived)
+    optuna.delete_study(study_name=name, storage=storage)
+    return archived
+
+
+def archived_trials(storage: RDBStorage, name: str) -> list[FrozenTrial]:
+    """Complete trials of the newest archived study of `name` (an earlier study of the same model and symbol)."""
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(name + "@"))
+    if not names:
+        return []
+    return optuna.load_study(study_name=names[-1], storage=storage).get_trials(states=(TrialState.COMPLETE,))
+
+
+def make_sampler(
+    settings: Settings, space: Space, incumbent: Mapping[str, Any] | None, source: list[FrozenTrial], worker: int = 0
+) -> optuna.samplers.BaseSampler:
+    """TPE, or CMA-ES started at the incumbent's numeric params (or warm-started from `source` trials)."""
+    seed = settings.seed + worker  # each worker process of one study gets its own sampler seed
+    tpe = optuna.samplers.TPESampler(seed=seed, group=True)
+    if settings.sampler == "tpe":
+        return tpe
+    numeric = [p for p in space.params if not p.when and not isinstance(p.distribution, CategoricalDistribution)]
+    x0 = None
+    if incumbent is not None and all(p.name in incumbent for p in numeric):
+        x0 = {p.name: incumbent[p.name] for p in numeric}
+    sources = _numeric_only(source, {p.name for p in numeric}) or None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # x0 is deprecated in Optuna 5 but still the way to start CMA
+        return optuna.samplers.CmaEsSampler(
+            x0=None if sources else x0, seed=seed, consider_pruned_trials=True, with_margin=True,
+            independent_sampler=tpe, warn_independent_sampling=False, source_trials=sources,
+        )
+
+
+def _numeric_only(trials: list[FrozenTrial], names: set[str]) -> list[FrozenTrial]:
+    """WS-CMA-ES needs source trials whose params are exactly the numeric search space."""
+    out = []
+    for t in trials:
+        if not names or not names <= set(t.params):
+            continue
+        out.append(optuna.create_trial(
+            params={n: t.params[n] for n in names}, distributions={n: t.distributions[n] for n in names},
+            value=t.value,
+        ))
+    return out
+
+
+def make_pruner(settings: Settings) -> optuna.pruners.BasePruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=settings.pruner_startup_trials, n_warmup_steps=0)
+
+
+def enqueue_warm_starts(
+    study: optuna.Study,
+    space: Space,
+    incumbent: Mapping[str, Any] | None,
+    transfers: list[tuple[str, Mapping[str, Any]]],
+    max_transfer: int,
+) -> list[dict[str, Any]]:
+    """Enqueue the incumbent, then up to `max_transfer` distinct configs of other symbols; returns what was queued.
+
+    Params are normalised to the space's native types so Optuna's duplicate check recognises them on resume.
+    Configs outside the space are skipped (they are still the incumbent at commit time).
+    """
+    queue: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    normal = space.normalize(incumbent) if incumbent is not None else None
+    if normal is not None:
+        queue.append((normal, {"warm_start": "incumbent"}))
+    for symbol, params in transfers:
+        if len(queue) - (normal is not None) >= max_transfer:
+            break
+        candidate = space.normalize(params)
+        if candidate is not None and all(candidate != q for q, _ in queue):
+            queue.append((candidate, {"warm_start": "transfer", "transfer_from": symbol}))
+    for params, attrs in queue:
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+    return [{**attrs, "params": params} for params, attrs in queue]
+
+
+@dataclass(frozen=True)
+class Counts:
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    waiting: int
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+
+def counts(study: optuna.Study) -> Counts:
+    """Trial counts; a failed trial that was retried (its process died) is not counted: its retry is."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    by_state = {s: 0 for s in TrialState}
+    for t in trials:
+        if not (t.state == TrialState.FAIL and t.number in retried):
+            by_state[t.state] += 1
+    return Counts(by_state[TrialState.COMPLETE], by_state[TrialState.PRUNED], by_state[TrialState.FAIL],
+                  by_state[TrialState.RUNNING], by_state[TrialState.WAITING])
+
+
+class Patience:
+    """Stops the study after `patience` finished trials without a new best value."""
+
+    def __init__(self, patience: int | None) -> None:
+        self.patience = patience
+        self.since: int | None = None  # finished trials after the best one
+        self.triggered = False
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.patience is None:
+            return
+        try:
+            best = study.best_trial.number
+        except ValueError:
+            return
+        if self.since is None:  # first call: count from the whole study, then incrementally
+            self.since = sum(1 for t in study.get_trials(deepcopy=False) if t.number > best and t.state.is_finished())
+        else:
+            self.since = 0 if trial.number == best else self.since + 1
+        if self.since >= self.patience:
+            self.triggered = True
+            study.stop()
+
+
+def run_to_target(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    target: int,
+    patience: int | None,
+    catch: tuple[type[Exception], ...],
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    poll_seconds: float = 1.0,
+) -> str:
+    """Run trials until the study holds `target` finished trials (or a stop rule fires); returns why it stopped.
+
+    Trials RUNNING in another process are waited for; those of a dead process turn stale after the heartbeat's
+    grace period, fail, and are retried here, so no trial is left RUNNING and none is counted twice.
+    """
+    stopper = Patience(patience)
+    while True:
+        fail_stale_trials(study)
+        now = counts(study)
+        if stopper.triggered:
+            return "patience"
+        need = target - now.finished - now.running
+        if need > 0:
+            study.optimize(objective, n_trials=need, catch=catch, callbacks=[stopper, *callbacks])
+            continue
+        if now.running == 0:
+            return "target"
+        time.sleep(poll_seconds)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (model, symbol) with every input validated; building it writes nothing."""
+
+    model: str
+    symbol: str
+    settings: Settings
+    options: ModelOptions
+    space: Space
+    series: Series
+    windows: Windows
+    incumbent: dict[str, Any] | None
+
+    @property
+    def name(self) -> str:
+        return study_name(self.model, self.symbol)
+
+
+def prepare(
+    model: str, symbol: str, settings: Settings, options: ModelOptions, space_file: Path | None = None
+) -> Job:
+    """Validate everything a study needs (symbol, model, space, data, windows, incumbent, storage URL)."""
+    check_symbol(symbol)
+    cls = forecaster_class(model)
+    space = load_space(space_path(model, space_file), cls.params, (cls.context_param, cls.samples_param))
+    series = load_series(settings.data_dir, symbol, cls.required_columns, cls.optional_columns)
+    windows = make_windows(series, settings.val_windows, settings.test_windows, int(space.high(cls.context_param)))
+    path = best_path(settings.best_dir, model, symbol)
+    incumbent = read_config(path)
+    if incumbent is not None and (incumbent.get("model"), incumbent.get("symbol")) not in ((model, symbol), (None, None)):
+        raise BadInput(f"{path}: holds {incumbent.get('model')}/{incumbent.get('symbol')}, not {model}/{symbol}; "
+                       "move it to the right place")
+    check_storage_url(settings.storage)
+    return Job(model, symbol, settings, options, space, series, windows, incumbent)
+
+
+@dataclass
+class Outcome:
+    study: str
+    stopped: str
+    counts: Counts
+    best_value: float | None
+    naive_mae: float
+    decision: Decision | None
+    decision_line: str | None
+    archived: str | None
+    warm_starts: list[dict[str, Any]]
+
+
+def optimize(
+    job: Job,
+    fresh: bool = False,
+    worker: int = 0,
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> Outcome:
+    """Create or resume the study, run it to its target, then run the commit protocol once for its best trial."""
+    settings = job.settings
+    forecaster = create(job.model, job.options)
+    storage = open_storage(settings.storage, settings)
+    label = storage_label(settings.storage)
+    wanted = comparability(job.model, job.symbol, job.series.sha256, settings, job.space)
+    recorded = existing_attrs(storage, job.name)
+    archived = None
+    if recorded is not None and fresh:
+        archived = archive(storage, job.name)
+    elif recorded is not None:
+        check_resumable(job.name, recorded, wanted, label)
+    new = recorded is None or archived is not None
+    source = archived_trials(storage, job.name) if new and settings.sampler == "cmaes" else []
+    incumbent_params = job.incumbent["params"] if job.incumbent else None
+    study = optuna.create_study(
+        study_name=job.name, storage=storage, direction="minimize", load_if_exists=True,
+        sampler=make_sampler(settings, job.space, incumbent_params, source, worker), pruner=make_pruner(settings),
+    )
+    evaluator = Evaluator(forecaster, job.series, job.windows, settings.seed, EncodeCache(settings.cache_mb << 20))
+    warm: list[dict[str, Any]] = []
+    if new:
+        naive = {split: evaluator.naive_mae(split) for split in ("validation", "test")}
+        for key, value in {**wanted, "naive_mae": naive, "data_path": str(job.series.path.resolve()),
+                           "confirm_runs": settings.confirm_runs}.items():
+            study.set_user_attr(key, value)
+        transfers = transfer_configs(settings.best_dir, job.model, job.symbol) if settings.transfer else []
+        warm = enqueue_warm_starts(study, job.space, incumbent_params, transfers, settings.max_transfer)
+    study.set_user_attr("target", settings.trials)
+    study.set_user_attr("settings", settings.model_dump(mode="json"))
+    objective = Objective(job.space, evaluator, range(settings.eval_runs))
+    stopped = run_to_target(study, objective, settings.trials, settings.patience,
+                            catch=(ForecastError,), callbacks=list(callbacks))
+    study.set_user_attr("model_info", forecaster.info())
+    decision, line = None, None
+    previous = study.user_attrs.get("decision")
+    best = _best_number(study)
+    if previous is not None and previous.get("trial") == best:
+        verdict = "committed" if previous["committed"] else "kept the incumbent"
+        line = f"NOT updating {job.name}: best trial {best} was decided at {previous['time']} ({verdict})"
+    else:
+        confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh, shared by both
+        decision = decide(study, evaluator, job.series, settings.best_dir, confirm, label)
+        line = decision.line if decision else f"NOT updating {job.name}: no trial completed"
+    return Outcome(
+        study=job.name, stopped=stopped, counts=counts(study), best_value=study.best_value if best is not None else None,
+        naive_mae=study.user_attrs["naive_mae"]["validation"], decision=decision, decision_line=line,
+        archived=archived, warm_starts=warm,
+    )
+
+
+def _best_number(study: optuna.Study) -> int | None:
+    try:
+        return study.best_trial.number
+    except ValueError:
+        return None
+
+
+def storage_exists(url: str) -> bool:
+    """False for a SQLite file that does not exist yet (reading commands must not create it)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() != "sqlite" or not parsed.database or Path(parsed.database).exists()
+
+
+def summaries(url: str, settings: Settings) -> list[dict[str, Any]]:
+    """One row per study in the storage: counts, target, best value, incumbent value, decision."""
+    check_storage_url(url)
+    if not storage_exists(url):
+        return []
+    storage = open_storage(url, settings)
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        attrs = study.user_attrs
+        c = counts(study)
+        best = _best_number(study)
+        decision = attrs.get("decision") or {}
+        incumbent = decision.get("incumbent_mae")
+        if not decision:
+            incumbent = next((t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                              if t.user_attrs.get("warm_start") == "incumbent"), None)
+        rows.append({
+            "study": summary.study_name, "model": attrs.get("model"), "symbol": attrs.get("symbol"),
+            "complete": c.complete, "pruned": c.pruned, "failed": c.failed, "running": c.running,
+            "target": attrs.get("target"), "best_value": study.best_value if best is not None else None,
+            "incumbent_value": incumbent, "naive_mae": (attrs.get("naive_mae") or {}).get("validation"),
+            "committed": decision.get("committed"),
+        })
+    return rows
