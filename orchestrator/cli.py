@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 import optuna
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)  # pipes and files get whole rows
 
 
 def exits_2_on_bad_input(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,11 +115,13 @@ def status(
     if not rows:
         out.print(f"no studies in {settings.storage}")
         return
-    table = Table("study", "complete", "pruned", "failed", "running", "target", "best MAE", "incumbent MAE",
-                  "naive MAE", "committed")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("study", no_wrap=True)
+    for header in ("done", "pruned", "failed", "running", "target", "best MAE", "incumbent", "naive", "committed"):
+        table.add_column(header, justify="right", no_wrap=True)
     fmt = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
     for r in rows:
-        table.add_row(r["study"], str(r["complete"]), str(r["pruned"]), str(r["failed"]), str(r["running"]),
+        table.add_row(r["study"], str(r["complete"] + r["pruned"] + r["failed"]), str(r["pruned"]), str(r["failed"]), str(r["running"]),
                       str(r["target"]), fmt(r["best_value"]), fmt(r["incumbent_value"]), fmt(r["naive_mae"]),
                       {True: "yes", False: "no", None: "-"}[r["committed"]])
     out.print(table)
