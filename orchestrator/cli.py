@@ -82,10 +82,10 @@ def optimize(
     ))
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
     job = prepare(model, symbol, settings, options, space)
-    outcome = run(job, fresh=fresh)
+    outcome, archived = run(job, fresh=fresh)
     c = outcome.counts
-    if outcome.archived:
-        out.print(f"archived the previous study as {outcome.archived}")
+    if archived:
+        out.print(f"archived the previous study as {archived}")
     out.print(f"study {outcome.study}: {c.finished}/{settings.trials} finished trials (complete {c.complete}, "
               f"pruned {c.pruned}, failed {c.failed}); stopped: {outcome.stopped}")
     if outcome.best_value is not None:
@@ -161,3 +161,37 @@ def demo() -> None:
     from orchestrator.demo import run_demo
 
     run_demo(out)
+
+
+ArtifactDir = Annotated[Optional[Path], typer.Option(help="Artifact store of the plots [default: studies/artifacts]")]
+
+
+@app.command()
+@exits_2_on_bad_input
+def dashboard(
+    storage: Storage = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it on this machine")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8080,
+    artifact_dir: ArtifactDir = None,
+) -> None:
+    """Serve optuna-dashboard on the study storage, with the commit notes and forecast plots."""
+    from orchestrator.dashboard import serve
+
+    settings = load_settings(dict(storage=storage, artifact_dir=artifact_dir))
+    out.print(f"optuna-dashboard on http://{host}:{port} for {settings.storage} (Ctrl-C stops it)")
+    serve(settings.storage, host, port, settings.artifact_dir)
+
+
+@app.command()
+@exits_2_on_bad_input
+def report(
+    storage: Storage = None,
+    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("studies/report.html"),
+    artifact_dir: ArtifactDir = None,
+) -> None:
+    """Write one self-contained HTML page on every study (no server needed)."""
+    from orchestrator.dashboard import write_report
+
+    settings = load_settings(dict(storage=storage, artifact_dir=artifact_dir))
+    path = write_report(settings.storage, out_file, settings.artifact_dir)
+    out.print(f"wrote {path}")

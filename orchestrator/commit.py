@@ -72,9 +72,13 @@ class Decision:
     path: str
     time: str
     note: str = ""
+    earlier: bool = False  # found in the history: this trial was decided before, nothing was redone
 
     @property
     def line(self) -> str:
+        if self.earlier:
+            verdict = "committed" if self.committed else "kept the incumbent"
+            return f"NOT updating {self.study}: best trial {self.trial} was decided at {self.time} ({verdict})"
         new = self.candidate["validation"]["mae"]
         if self.incumbent is None:
             return f"UPDATING {self.study}: MAE {new:.5f} (no incumbent){self.note}"
@@ -101,11 +105,12 @@ def decide(
     confirm_runs: range,
     storage_label: str,
 ) -> Decision | None:
-    """Run the commit protocol for the study's best trial; None when no trial completed.
+    """Run the commit protocol for the study's best trial, once; None when no trial completed.
 
     Candidate and incumbent are scored on the same fresh runs (`confirm_runs`, common random numbers); the candidate
     is written iff its validation MAE is strictly lower. Everything after the candidate's scoring happens under the
-    file lock, so a concurrent commit is re-read and competed against.
+    file lock: the incumbent is re-read (another worker may have committed), and a decision already in the history
+    for this study and trial is returned as is (a rerun or a second worker never decides twice).
     """
     try:
         best = study.best_trial
@@ -116,30 +121,49 @@ def decide(
     path.parent.mkdir(parents=True, exist_ok=True)
     candidate = _scores(evaluator, best.params, confirm_runs)
     with FileLock(str(path) + ".lock"):
-        record = read_config(path)
-        incumbent, note = None, ""
-        if record is not None:
-            try:
-                incumbent = {"params": record["params"], **_scores(evaluator, record["params"], confirm_runs)}
-            except (ForecastError, KeyError, ValueError, TypeError) as exc:
-                incumbent = {"params": record["params"], "validation": {"mae": float("inf")}, "error": str(exc)}
-                note = f" (incumbent could not be scored: {exc})"
-        committed = incumbent is None or candidate["validation"]["mae"] < incumbent["validation"]["mae"]
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        decision = Decision(
-            study=study.study_name, trial=best.number, committed=committed, candidate=candidate,
-            incumbent=incumbent, path=str(path), time=now, note=note,
-        )
-        if committed:
-            _write_atomic(path, _config_record(study, best, series, candidate, incumbent, storage_label, now))
-        with open(Path(best_dir) / HISTORY, "a") as history:
-            history.write(json.dumps({**asdict(decision), "params": best.params, "data_sha256": series.sha256}) + "\n")
-    study.set_user_attr("decision", {"trial": best.number, "committed": committed, "time": now,
-                                     "candidate_mae": candidate["validation"]["mae"],
-                                     "candidate_test_mae": candidate["test"]["mae"],
-                                     "incumbent_mae": None if incumbent is None else incumbent["validation"]["mae"],
-                                     "line": decision.line})
+        uid = study.user_attrs.get("uid")
+        decision = _from_history(Path(best_dir) / HISTORY, uid, best.number)
+        if decision is None:
+            decision = _decide_locked(study, best, evaluator, series, path, candidate, confirm_runs, storage_label)
+            with open(Path(best_dir) / HISTORY, "a") as history:
+                entry = {**asdict(decision), "study_uid": uid, "params": best.params, "data_sha256": series.sha256}
+                history.write(json.dumps(entry) + "\n")
+        study.set_user_attr("decision", {
+            "trial": decision.trial, "committed": decision.committed, "time": decision.time,
+            "candidate_mae": decision.candidate["validation"]["mae"],
+            "candidate_test_mae": decision.candidate["test"]["mae"],
+            "incumbent_mae": None if decision.incumbent is None else decision.incumbent["validation"]["mae"],
+            "line": decision.line,
+        })
     return decision
+
+
+def _from_history(path: Path, study_uid: str | None, trial: int) -> Decision | None:
+    if study_uid is None or not path.exists():
+        return None
+    fields = Decision.__dataclass_fields__
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if (entry.get("study_uid"), entry["trial"]) == (study_uid, trial):
+            return Decision(**{**{k: v for k, v in entry.items() if k in fields}, "earlier": True})
+    return None
+
+
+def _decide_locked(study, best, evaluator, series, path, candidate, confirm_runs, storage_label) -> Decision:
+    record = read_config(path)
+    incumbent, note = None, ""
+    if record is not None:
+        try:
+            incumbent = {"params": record["params"], **_scores(evaluator, record["params"], confirm_runs)}
+        except (ForecastError, KeyError, ValueError, TypeError) as exc:
+            incumbent = {"params": record["params"], "validation": {"mae": float("inf")}, "error": str(exc)}
+            note = f" (incumbent could not be scored: {exc})"
+    committed = incumbent is None or candidate["validation"]["mae"] < incumbent["validation"]["mae"]
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if committed:
+        _write_atomic(path, _config_record(study, best, series, candidate, incumbent, storage_label, now))
+    return Decision(study=study.study_name, trial=best.number, committed=committed, candidate=candidate,
+                    incumbent=incumbent, path=str(path), time=now, note=note)
 
 
 def _config_record(study, best, series, candidate, incumbent, storage_label, now) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def run_demo(console: Console, rounds: tuple[int, ...] = (30, 60)) -> None:
         for target in rounds:
             settings = Settings(data_dir=ROOT / "trainingdata", storage=storage, best_dir=ROOT / "best",
                                 trials=target, device="cpu")
-            outcome = optimize(prepare("fhs", symbol, settings, ModelOptions(device="cpu")))
+            outcome, _ = optimize(prepare("fhs", symbol, settings, ModelOptions(device="cpu")))
             c = outcome.counts
             console.print(
                 f"{outcome.study}: {c.finished} trials (pruned {c.pruned}), best {outcome.best_value:.5f}, "

@@ -75,6 +75,12 @@ def return_mae(predicted: np.ndarray, previous: np.ndarray, actual: np.ndarray) 
     return float(np.mean(np.abs((predicted - previous) / previous - (actual - previous) / previous)))
 
 
+def naive_mae(series: Series, ends: np.ndarray) -> float:
+    """MAE of predicting a zero return (the next close = the last one): the random-walk baseline."""
+    close = series.close
+    return return_mae(close[ends - 1], close[ends - 1], close[ends])
+
+
 def run_seed(seed: int, run: int) -> int:
     """Generator seed of run `run`: the same in every trial of a study (common random numbers)."""
     return int(np.random.SeedSequence([seed, run]).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -203,5 +209,4 @@ class Evaluator:
         return result
 
     def naive_mae(self, split: str = "validation") -> float:
-        """MAE of predicting a zero return (tomorrow's close = today's): the random-walk baseline."""
-        return return_mae(self._previous[split], self._previous[split], self._actual[split])
+        return naive_mae(self.series, self.windows.of(split))

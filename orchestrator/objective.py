@@ -2,37 +2,92 @@
 
 from __future__ import annotations
 
+import math
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
 import optuna
 import torch
+from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.evaluation import Evaluator
 from orchestrator.models.base import ForecastError
 from orchestrator.space import Space
 
 
-class Objective:
-    """Mean validation MAE over `runs`; the running mean after run r is reported as step r (MedianPruner input)."""
+class TrialTimeout(Exception):
+    """The trial ran far longer than earlier trials: stopped and recorded as failed."""
 
-    def __init__(self, space: Space, evaluator: Evaluator, runs: range) -> None:
+
+class Surplus(Exception):
+    """The study already had its target of trials when this one started (several workers raced for the last one)."""
+
+
+TRIAL_FAILURES = (ForecastError, TrialTimeout, Surplus)
+"""Exceptions that fail one trial (reason in its user attrs) while the study goes on."""
+
+
+def counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that count toward the target: not a failure that was retried (its process died), not a surplus."""
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    return [t for t in trials
+            if not (t.state == TrialState.FAIL and (t.number in retried or t.user_attrs.get("surplus")))]
+
+
+@dataclass(frozen=True)
+class TrialGuard:
+    """Per-trial limits derived from the study's earlier trials."""
+
+    target: int
+    timeout_percentile: float = 95.0
+    timeout_factor: float = 5.0
+    timeout_min_seconds: float = 60.0
+
+    def time_limit(self, trials: list[FrozenTrial]) -> float | None:
+        """factor x the percentile of earlier complete trials' durations (at least the minimum); None before 5."""
+        durations = [t.duration.total_seconds() for t in trials if t.state == TrialState.COMPLETE and t.duration]
+        if len(durations) < 5:
+            return None
+        return max(self.timeout_min_seconds, self.timeout_factor * float(np.percentile(durations, self.timeout_percentile)))
+
+    def is_surplus(self, trial: optuna.Trial, trials: list[FrozenTrial]) -> bool:
+        return sum(1 for t in counted(trials) if t.number < trial.number) >= self.target
+
+
+class Objective:
+    """Mean validation MAE over `runs`; the running mean after run r is reported as step r (MedianPruner input).
+
+    A trial whose params equal a complete trial's reuses its value (same data, same seeds: same result).
+    """
+
+    def __init__(self, space: Space, evaluator: Evaluator, runs: range, guard: TrialGuard | None = None) -> None:
         self.space = space
         self.evaluator = evaluator
         self.runs = runs
+        self.guard = guard
 
     def __call__(self, trial: optuna.Trial) -> float:
+        trials = trial.study.get_trials(deepcopy=False)
+        if self.guard is not None and self.guard.is_surplus(trial, trials):
+            trial.set_user_attr("surplus", True)
+            raise Surplus(f"the study reached its target of {self.guard.target} trials before trial {trial.number}")
         params = self.space.suggest(trial)
-        last = len(self.runs) - 1
-
-        def report(step: int, running_mean: float) -> None:
-            trial.report(running_mean, step)
-            if step < last and trial.should_prune():
-                raise optuna.TrialPruned(f"running mean {running_mean:.6g} after {step + 1} run(s)")
-
+        same = next((t for t in trials if t.state == TrialState.COMPLETE and t.params == params), None)
+        if same is not None:
+            trial.set_user_attr("reused_from", same.number)
+            return same.value
+        limit = self.guard.time_limit(trials) if self.guard is not None else None
         try:
-            result = self.evaluator.evaluate(params, self.runs, "validation", on_run=report)
+            with time_limit(limit):
+                result = self.evaluator.evaluate(params, self.runs, "validation", on_run=self._reporter(trial))
         except torch.OutOfMemoryError as exc:
             trial.set_user_attr("fail_reason", f"out of memory: {str(exc).splitlines()[0]}")
             raise ForecastError(str(exc)) from exc
-        except ForecastError as exc:
+        except (ForecastError, TrialTimeout) as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise
         for key, value in (("run_maes", result.run_maes), ("std", result.std), ("sem", result.sem),
@@ -40,3 +95,33 @@ class Objective:
                            ("device", str(self.evaluator.forecaster.device))):
             trial.set_user_attr(key, value)
         return result.mae
+
+    def _reporter(self, trial: optuna.Trial):
+        last = len(self.runs) - 1
+
+        def report(step: int, running_mean: float) -> None:
+            trial.report(running_mean, step)
+            if step < last and trial.should_prune():
+                raise optuna.TrialPruned(f"running mean {running_mean:.6g} after {step + 1} run(s)")
+
+        return report
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise TrialTimeout in this (main) thread after `seconds`; no limit for None or off the main thread."""
+    if seconds is None or not math.isfinite(seconds) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame) -> None:
+        raise TrialTimeout(f"stopped after {seconds:.1f} s: longer than the timeout factor x the percentile of "
+                           "earlier trials' durations")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -23,6 +23,7 @@ class Settings(BaseModel):
     data_dir: Path = Path("trainingdata")
     storage: str = "sqlite:///studies/optuna.db"
     best_dir: Path = Path("configs/best")
+    artifact_dir: Path = Path("studies/artifacts")
     val_windows: int = Field(30, ge=1)
     test_windows: int = Field(20, ge=1)
     eval_runs: int = Field(3, ge=1)
@@ -31,6 +32,10 @@ class Settings(BaseModel):
     sampler: Literal["tpe", "cmaes"] = "tpe"
     seed: int = Field(0, ge=0)
     patience: int | None = Field(None, ge=1, description="stop after this many finished trials without improvement")
+    budget: float | None = Field(None, gt=0, description="wall-clock seconds per study and worker")
+    timeout_percentile: float = Field(95.0, gt=0, le=100)
+    timeout_factor: float = Field(5.0, gt=0, description="a trial longer than factor x percentile is stopped")
+    timeout_min_seconds: float = Field(60.0, gt=0, description="never stop a trial before this")
     transfer: bool = True
     max_transfer: int = Field(3, ge=0, description="committed configs of other symbols enqueued as warm starts")
     pruner_startup_trials: int = Field(5, ge=0)

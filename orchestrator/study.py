@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from orchestrator.commit import Decision, best_path, decide, read_config, transfer_configs
 from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import EncodeCache, Evaluator
-from orchestrator.models.base import ForecastError, ModelOptions, create, forecaster_class
-from orchestrator.objective import Objective
+from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
+from orchestrator.models.base import ModelOptions, create, forecaster_class
+from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, counted
 from orchestrator.settings import Settings, space_path
 from orchestrator.space import Space, load_space
 
@@ -207,13 +208,9 @@ class Counts:
 
 
 def counts(study: optuna.Study) -> Counts:
-    """Trial counts; a failed trial that was retried (its process died) is not counted: its retry is."""
-    trials = study.get_trials(deepcopy=False)
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
     by_state = {s: 0 for s in TrialState}
-    for t in trials:
-        if not (t.state == TrialState.FAIL and t.number in retried):
-            by_state[t.state] += 1
+    for t in counted(study.get_trials(deepcopy=False)):
+        by_state[t.state] += 1
     return Counts(by_state[TrialState.COMPLETE], by_state[TrialState.PRUNED], by_state[TrialState.FAIL],
                   by_state[TrialState.RUNNING], by_state[TrialState.WAITING])
 
@@ -229,9 +226,8 @@ class Patience:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.patience is None:
             return
-        try:
-            best = study.best_trial.number
-        except ValueError:
+        best = _best_number(study)
+        if best is None:
             return
         if self.since is None:  # first call: count from the whole study, then incrementally
             self.since = sum(1 for t in study.get_trials(deepcopy=False) if t.number > best and t.state.is_finished())
@@ -246,25 +242,31 @@ def run_to_target(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
     target: int,
-    patience: int | None,
-    catch: tuple[type[Exception], ...],
+    patience: int | None = None,
+    budget: float | None = None,
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = (),
     poll_seconds: float = 1.0,
 ) -> str:
-    """Run trials until the study holds `target` finished trials (or a stop rule fires); returns why it stopped.
+    """Run trials until the study holds `target` finished trials, or patience / the wall-clock budget stops it;
+    returns why it stopped.
 
     Trials RUNNING in another process are waited for; those of a dead process turn stale after the heartbeat's
     grace period, fail, and are retried here, so no trial is left RUNNING and none is counted twice.
     """
     stopper = Patience(patience)
+    deadline = None if budget is None else time.monotonic() + budget
     while True:
         fail_stale_trials(study)
         now = counts(study)
         if stopper.triggered:
             return "patience"
+        if deadline is not None and time.monotonic() >= deadline:
+            return "budget"
         need = target - now.finished - now.running
         if need > 0:
-            study.optimize(objective, n_trials=need, catch=catch, callbacks=[stopper, *callbacks])
+            timeout = None if deadline is None else deadline - time.monotonic()
+            study.optimize(objective, n_trials=need, timeout=timeout, catch=TRIAL_FAILURES,
+                           callbacks=[stopper, *callbacks])
             continue
         if now.running == 0:
             return "target"
@@ -307,6 +309,34 @@ def prepare(
     return Job(model, symbol, settings, options, space, series, windows, incumbent)
 
 
+def setup(job: Job, fresh: bool = False) -> str | None:
+    """Create the study (or check that the stored one is comparable), record its settings and target, and enqueue
+    the warm starts. Runs once per study in the process that starts the work (Optuna's enqueue is not process-safe).
+    Returns the archived study's name when `fresh` replaced one."""
+    settings = job.settings
+    storage = open_storage(settings.storage, settings)
+    wanted = comparability(job.model, job.symbol, job.series.sha256, settings, job.space)
+    recorded = existing_attrs(storage, job.name)
+    archived = None
+    if recorded is not None and fresh:
+        archived = archive(storage, job.name)
+    elif recorded is not None:
+        check_resumable(job.name, recorded, wanted, storage_label(settings.storage))
+    study = optuna.create_study(study_name=job.name, storage=storage, direction="minimize", load_if_exists=True)
+    if recorded is None or archived is not None:
+        naive = {split: naive_mae(job.series, job.windows.of(split)) for split in ("validation", "test")}
+        for key, value in {**wanted, "uid": uuid.uuid4().hex, "naive_mae": naive, "data_path": str(job.series.path.resolve()),
+                           "space_path": str(job.space.path.resolve()), "confirm_runs": settings.confirm_runs,
+                           "options": asdict(job.options)}.items():
+            study.set_user_attr(key, value)
+        transfers = transfer_configs(settings.best_dir, job.model, job.symbol) if settings.transfer else []
+        params = job.incumbent["params"] if job.incumbent else None
+        enqueue_warm_starts(study, job.space, params, transfers, settings.max_transfer)
+    study.set_user_attr("target", settings.trials)
+    study.set_user_attr("settings", settings.model_dump(mode="json"))
+    return archived
+
+
 @dataclass
 class Outcome:
     study: str
@@ -315,66 +345,49 @@ class Outcome:
     best_value: float | None
     naive_mae: float
     decision: Decision | None
-    decision_line: str | None
-    archived: str | None
-    warm_starts: list[dict[str, Any]]
+    decision_line: str
 
 
-def optimize(
-    job: Job,
-    fresh: bool = False,
-    worker: int = 0,
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = (),
-) -> Outcome:
-    """Create or resume the study, run it to its target, then run the commit protocol once for its best trial."""
+def work(job: Job, worker: int = 0, callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> Outcome:
+    """Run trials of an existing study until its target, then the commit protocol (once per best trial).
+
+    Several workers (processes, machines) may work on one study; each gets its own sampler seed.
+    """
     settings = job.settings
     forecaster = create(job.model, job.options)
     storage = open_storage(settings.storage, settings)
     label = storage_label(settings.storage)
-    wanted = comparability(job.model, job.symbol, job.series.sha256, settings, job.space)
     recorded = existing_attrs(storage, job.name)
-    archived = None
-    if recorded is not None and fresh:
-        archived = archive(storage, job.name)
-    elif recorded is not None:
-        check_resumable(job.name, recorded, wanted, label)
-    new = recorded is None or archived is not None
-    source = archived_trials(storage, job.name) if new and settings.sampler == "cmaes" else []
-    incumbent_params = job.incumbent["params"] if job.incumbent else None
-    study = optuna.create_study(
-        study_name=job.name, storage=storage, direction="minimize", load_if_exists=True,
-        sampler=make_sampler(settings, job.space, incumbent_params, source, worker), pruner=make_pruner(settings),
-    )
+    if recorded is None:
+        raise BadInput(f"study {job.name} is not in {label}; create it with `orchestrator optimize` or `launch`")
+    check_resumable(job.name, recorded, comparability(job.model, job.symbol, job.series.sha256, settings, job.space),
+                    label)
+    fresh_start = storage.get_n_trials(storage.get_study_id_from_name(job.name), TrialState.COMPLETE) == 0
+    source = archived_trials(storage, job.name) if fresh_start and settings.sampler == "cmaes" else []
+    incumbent = job.incumbent["params"] if job.incumbent else None
+    study = optuna.load_study(study_name=job.name, storage=storage, pruner=make_pruner(settings),
+                              sampler=make_sampler(settings, job.space, incumbent, source, worker))
     evaluator = Evaluator(forecaster, job.series, job.windows, settings.seed, EncodeCache(settings.cache_mb << 20))
-    warm: list[dict[str, Any]] = []
-    if new:
-        naive = {split: evaluator.naive_mae(split) for split in ("validation", "test")}
-        for key, value in {**wanted, "naive_mae": naive, "data_path": str(job.series.path.resolve()),
-                           "confirm_runs": settings.confirm_runs}.items():
-            study.set_user_attr(key, value)
-        transfers = transfer_configs(settings.best_dir, job.model, job.symbol) if settings.transfer else []
-        warm = enqueue_warm_starts(study, job.space, incumbent_params, transfers, settings.max_transfer)
-    study.set_user_attr("target", settings.trials)
-    study.set_user_attr("settings", settings.model_dump(mode="json"))
-    objective = Objective(job.space, evaluator, range(settings.eval_runs))
-    stopped = run_to_target(study, objective, settings.trials, settings.patience,
-                            catch=(ForecastError,), callbacks=list(callbacks))
+    target = study.user_attrs["target"]
+    guard = TrialGuard(target, settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
+    objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
+    stopped = run_to_target(study, objective, target, settings.patience, settings.budget, list(callbacks))
     study.set_user_attr("model_info", forecaster.info())
-    decision, line = None, None
-    previous = study.user_attrs.get("decision")
+    confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh runs, shared by both
+    decision = decide(study, evaluator, job.series, settings.best_dir, confirm, label)
     best = _best_number(study)
-    if previous is not None and previous.get("trial") == best:
-        verdict = "committed" if previous["committed"] else "kept the incumbent"
-        line = f"NOT updating {job.name}: best trial {best} was decided at {previous['time']} ({verdict})"
-    else:
-        confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh, shared by both
-        decision = decide(study, evaluator, job.series, settings.best_dir, confirm, label)
-        line = decision.line if decision else f"NOT updating {job.name}: no trial completed"
     return Outcome(
-        study=job.name, stopped=stopped, counts=counts(study), best_value=study.best_value if best is not None else None,
-        naive_mae=study.user_attrs["naive_mae"]["validation"], decision=decision, decision_line=line,
-        archived=archived, warm_starts=warm,
+        study=job.name, stopped=stopped, counts=counts(study),
+        best_value=study.best_value if best is not None else None,
+        naive_mae=study.user_attrs["naive_mae"]["validation"], decision=decision,
+        decision_line=decision.line if decision else f"NOT updating {job.name}: no trial completed",
     )
+
+
+def optimize(job: Job, fresh: bool = False) -> tuple[Outcome, str | None]:
+    """Set up (or resume) the study and work on it in this process; returns the outcome and any archived name."""
+    archived = setup(job, fresh)
+    return work(job), archived
 
 
 def _best_number(study: optuna.Study) -> int | None:

@@ -96,17 +96,22 @@ def test_naive_baseline_is_zero_return_mae(evaluator: Evaluator) -> None:
 
 
 def test_common_random_numbers_same_params_same_value_in_two_trials(evaluator: Evaluator) -> None:
+    fresh = Evaluator(evaluator.forecaster, evaluator.series, evaluator.windows, seed=7)  # no shared cache
+    first, again = evaluator.evaluate(PARAMS, range(3)), fresh.evaluate(PARAMS, range(3))
+    assert first.run_maes == again.run_maes
+    assert len(set(first.run_maes)) == 3  # the runs themselves differ
+    assert evaluator.evaluate({**PARAMS, "aggregate": "mean"}, range(3)).mae != first.mae
+
+
+def test_a_repeated_config_reuses_the_earlier_value(evaluator: Evaluator) -> None:
     space = load_space(Path(SPACES[0]).parent / "fhs.toml")
     study = optuna.create_study()
-    study.enqueue_trial(PARAMS)
-    study.enqueue_trial({**PARAMS, "aggregate": "mean"})
-    study.enqueue_trial(PARAMS)
+    for params in (PARAMS, {**PARAMS, "aggregate": "mean"}, PARAMS):
+        study.enqueue_trial(params)
     study.optimize(Objective(space, evaluator, range(3)), n_trials=3)
     first, other, again = study.trials
-    assert first.value == again.value
-    assert first.user_attrs["run_maes"] == again.user_attrs["run_maes"]
-    assert other.value != first.value
-    assert len(set(first.user_attrs["run_maes"])) == 3  # the runs themselves differ
+    assert again.value == first.value and again.user_attrs == {"reused_from": 0}
+    assert "reused_from" not in other.user_attrs and other.value != first.value
 
 
 def test_runs_differ_and_seed_changes_draws(evaluator: Evaluator) -> None:
