@@ -18,7 +18,7 @@ from rich.table import Table
 from orchestrator.commit import best_path, read_config
 from orchestrator.errors import BadInput
 from orchestrator.models.base import ModelOptions
-from orchestrator.settings import load_settings
+from orchestrator.settings import Settings, load_settings
 
 app = typer.Typer(
     help="Tune stochastic forecasters per symbol with Optuna; commit a config only when it beats the incumbent.",
@@ -46,6 +46,26 @@ def exits_2_on_bad_input(command: Callable[..., Any]) -> Callable[..., Any]:
 
 Storage = Annotated[Optional[str], typer.Option(help="Optuna storage URL [default: sqlite:///studies/optuna.db]")]
 BestDir = Annotated[Optional[Path], typer.Option(help="Committed configs: <best-dir>/<model>/<SYMBOL>.json")]
+Trials = Annotated[Optional[int], typer.Option(help="Target number of finished trials per study [default: 100]")]
+EvalRuns = Annotated[Optional[int], typer.Option(help="Runs per trial, averaged [default: 3]")]
+ConfirmRuns = Annotated[Optional[int], typer.Option(help="Fresh runs for candidate vs incumbent [default: 3]")]
+Sampler = Annotated[Optional[str], typer.Option(help="tpe | cmaes [default: tpe]")]
+Seed = Annotated[Optional[int], typer.Option(help="Study seed [default: 0]")]
+Patience = Annotated[Optional[int], typer.Option(help="Stop after K finished trials without improvement")]
+Budget = Annotated[Optional[float], typer.Option(help="Wall-clock seconds per study (and worker)")]
+TimeoutPercentile = Annotated[Optional[float], typer.Option(help="Trial timeout: percentile of earlier durations [default: 95]")]
+TimeoutFactor = Annotated[Optional[float], typer.Option(help="Trial timeout: factor on that percentile [default: 5]")]
+TimeoutMin = Annotated[Optional[float], typer.Option(help="Trial timeout: never below these seconds [default: 60]")]
+DataDir = Annotated[Optional[Path], typer.Option(help="Directory of <SYMBOL>.csv files [default: trainingdata]")]
+SpaceFile = Annotated[Optional[Path], typer.Option("--space", help="Search space TOML replacing configs/spaces/<model>.toml")]
+ValWindows = Annotated[Optional[int], typer.Option(help="Validation windows [default: 30]")]
+TestWindows = Annotated[Optional[int], typer.Option(help="Test windows, never used for selection [default: 20]")]
+Device = Annotated[Optional[str], typer.Option(help="auto | cpu | cuda [default: auto]")]
+Weights = Annotated[Optional[str], typer.Option(help="Model weights: Hugging Face id or local directory")]
+Tokenizer = Annotated[Optional[str], typer.Option(help="Kronos tokenizer: Hugging Face id or local directory")]
+Compile = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the encode [default: on for CUDA]")]
+Transfer = Annotated[Optional[bool], typer.Option("--transfer/--no-transfer", help="Warm-start from other symbols' committed configs [default: on]")]
+Fresh = Annotated[bool, typer.Option(help="Archive an existing study of the same model and symbol and start anew")]
 
 
 @app.command()
@@ -53,36 +73,19 @@ BestDir = Annotated[Optional[Path], typer.Option(help="Committed configs: <best-
 def optimize(
     model: Annotated[str, typer.Option(help="fhs | toto | kronos")],
     symbol: Annotated[str, typer.Option(help="Reads <data-dir>/<SYMBOL>.csv")],
-    trials: Annotated[Optional[int], typer.Option(help="Target number of finished trials [default: 100]")] = None,
-    eval_runs: Annotated[Optional[int], typer.Option(help="Runs per trial, averaged [default: 3]")] = None,
-    confirm_runs: Annotated[Optional[int], typer.Option(help="Fresh runs for candidate vs incumbent [default: 3]")] = None,
-    sampler: Annotated[Optional[str], typer.Option(help="tpe | cmaes [default: tpe]")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Study seed [default: 0]")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Stop after K finished trials without improvement")] = None,
-    storage: Storage = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Directory of <SYMBOL>.csv files [default: trainingdata]")] = None,
-    best_dir: BestDir = None,
-    space: Annotated[Optional[Path], typer.Option(help="Search space TOML replacing configs/spaces/<model>.toml")] = None,
-    val_windows: Annotated[Optional[int], typer.Option(help="Validation windows [default: 30]")] = None,
-    test_windows: Annotated[Optional[int], typer.Option(help="Test windows, never used for selection [default: 20]")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda [default: auto]")] = None,
-    weights: Annotated[Optional[str], typer.Option(help="Model weights: Hugging Face id or local directory")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Kronos tokenizer: Hugging Face id or local directory")] = None,
-    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the encode [default: on for CUDA]")] = None,
-    transfer: Annotated[Optional[bool], typer.Option("--transfer/--no-transfer", help="Warm-start from other symbols' committed configs [default: on]")] = None,
-    fresh: Annotated[bool, typer.Option(help="Archive an existing study of this model and symbol and start anew")] = False,
+    trials: Trials = None, eval_runs: EvalRuns = None, confirm_runs: ConfirmRuns = None, sampler: Sampler = None,
+    seed: Seed = None, patience: Patience = None, budget: Budget = None, timeout_percentile: TimeoutPercentile = None,
+    timeout_factor: TimeoutFactor = None, timeout_min_seconds: TimeoutMin = None, storage: Storage = None,
+    data_dir: DataDir = None, best_dir: BestDir = None, space: SpaceFile = None, val_windows: ValWindows = None,
+    test_windows: TestWindows = None, device: Device = None, weights: Weights = None, tokenizer: Tokenizer = None,
+    compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False,
 ) -> None:
     """Run (or resume) the study <model>/<SYMBOL> to its target, then commit its best config if it beats the incumbent."""
     from orchestrator.study import optimize as run, prepare
 
-    settings = load_settings(dict(
-        trials=trials, eval_runs=eval_runs, confirm_runs=confirm_runs, sampler=sampler, seed=seed, patience=patience,
-        storage=storage, data_dir=data_dir, best_dir=best_dir, val_windows=val_windows, test_windows=test_windows,
-        device=device, transfer=transfer,
-    ))
+    settings = load_settings({k: v for k, v in locals().items() if k in Settings.model_fields})
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
-    job = prepare(model, symbol, settings, options, space)
-    outcome, archived = run(job, fresh=fresh)
+    outcome, archived = run(prepare(model, symbol, settings, options, space), fresh=fresh)
     c = outcome.counts
     if archived:
         out.print(f"archived the previous study as {archived}")
@@ -92,8 +95,72 @@ def optimize(
         out.print(f"best validation MAE {outcome.best_value:.5f} on {settings.eval_runs} run(s); "
                   f"naive zero-return MAE {outcome.naive_mae:.5f}")
     out.print(outcome.decision_line, highlight=False)
-    if outcome.decision is not None and outcome.decision.committed:
+    if outcome.decision is not None and outcome.decision.committed and not outcome.decision.earlier:
         out.print(f"wrote {outcome.decision.path}")
+
+
+@app.command()
+@exits_2_on_bad_input
+def launch(
+    models: Annotated[str, typer.Option(help="Comma-separated models, e.g. toto,kronos")],
+    symbols: Annotated[Optional[str], typer.Option(help="Comma-separated symbols [default: every CSV in --data-dir]")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes at a time (one GPU each when several are visible)")] = 1,
+    jobs_per_study: Annotated[int, typer.Option(min=1, help="Processes per study, each with its own sampler seed")] = 1,
+    save_summary: Annotated[Optional[Path], typer.Option(help="Write the summary as JSON")] = None,
+    trials: Trials = None, eval_runs: EvalRuns = None, confirm_runs: ConfirmRuns = None, sampler: Sampler = None,
+    seed: Seed = None, patience: Patience = None, budget: Budget = None, timeout_percentile: TimeoutPercentile = None,
+    timeout_factor: TimeoutFactor = None, timeout_min_seconds: TimeoutMin = None, storage: Storage = None,
+    data_dir: DataDir = None, best_dir: BestDir = None, space: SpaceFile = None, val_windows: ValWindows = None,
+    test_windows: TestWindows = None, device: Device = None, weights: Weights = None, tokenizer: Tokenizer = None,
+    compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False,
+) -> None:
+    """One study per (model, symbol), --workers at a time in separate processes, with a live view and a summary."""
+    from orchestrator.data import symbols_in
+    from orchestrator.launcher import launch as run
+    from orchestrator.study import prepare
+
+    settings = load_settings({k: v for k, v in locals().items() if k in Settings.model_fields})
+    options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
+    chosen = _split(symbols) if symbols else symbols_in(settings.data_dir)
+    jobs = [prepare(m, s, settings, options, space) for m in _split(models) for s in chosen]
+    rows = run(jobs, workers, jobs_per_study, out, Path("studies/logs"), fresh=fresh)
+    _finish(rows, save_summary)
+
+
+@app.command()
+@exits_2_on_bad_input
+def resume(
+    storage: Storage = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes at a time")] = 1,
+    save_summary: Annotated[Optional[Path], typer.Option(help="Write the summary as JSON")] = None,
+) -> None:
+    """Continue every unfinished study in the storage to its recorded target with its recorded settings."""
+    from orchestrator.launcher import launch as run, resumable_jobs
+
+    settings = load_settings(dict(storage=storage))
+    jobs = resumable_jobs(settings.storage, settings, out)
+    if not jobs:
+        out.print(f"nothing to resume in {settings.storage}: every study reached its target and was decided")
+        return
+    out.print(f"resuming {len(jobs)} stud{'y' if len(jobs) == 1 else 'ies'}: {', '.join(j.name for j in jobs)}")
+    _finish(run(jobs, workers, 1, out, Path("studies/logs")), save_summary)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _finish(rows: list[dict[str, Any]], save_summary: Path | None) -> None:
+    from orchestrator.launcher import summary_table
+
+    out.print()
+    out.print(summary_table(rows))
+    if save_summary is not None:
+        save_summary.parent.mkdir(parents=True, exist_ok=True)
+        save_summary.write_text(json.dumps(rows, indent=2) + "\n")
+        out.print(f"wrote {save_summary}")
+    if any(row["status"].startswith("failed") for row in rows):
+        raise typer.Exit(1)
 
 
 @app.command()

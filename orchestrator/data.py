@@ -53,6 +53,14 @@ def csv_path(data_dir: Path, symbol: str) -> Path:
     return Path(data_dir) / f"{check_symbol(symbol)}.csv"
 
 
+def symbols_in(data_dir: Path) -> list[str]:
+    """Every symbol with a CSV in `data_dir`."""
+    found = sorted(p.stem for p in Path(data_dir).glob("*.csv"))
+    if not found:
+        raise BadInput(f"{data_dir}: no <SYMBOL>.csv files; pass --symbols or --data-dir DIR")
+    return found
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

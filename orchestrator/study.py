@@ -8,13 +8,15 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages._rdb.models import TrialHeartbeatModel
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -238,8 +240,34 @@ class Patience:
             study.stop()
 
 
+def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage) -> None:
+    """Fail (and retry, through the storage's stale-trial callback) RUNNING trials whose process died before their
+    first heartbeat: Optuna's own stale check skips trials that never recorded one."""
+    grace = storage.grace_period or 2 * storage.heartbeat_interval
+    cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace)  # Optuna 5: naive UTC
+    old = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if t.datetime_start is not None and t.datetime_start < cutoff]
+    if not old:
+        return
+    with storage.engine.connect() as connection:
+        beating = set(connection.execute(
+            sqlalchemy.select(TrialHeartbeatModel.trial_id).where(
+                TrialHeartbeatModel.trial_id.in_([t._trial_id for t in old]))
+        ).scalars())
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for t in old:
+        if t._trial_id in beating:
+            continue
+        try:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL) and callback is not None:
+                callback(study, storage.get_trial(t._trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another process finished or failed it first
+
+
 def run_to_target(
     study: optuna.Study,
+    storage: RDBStorage,
     objective: Callable[[optuna.Trial], float],
     target: int,
     patience: int | None = None,
@@ -257,6 +285,7 @@ def run_to_target(
     deadline = None if budget is None else time.monotonic() + budget
     while True:
         fail_stale_trials(study)
+        fail_orphaned_trials(study, storage)
         now = counts(study)
         if stopper.triggered:
             return "patience"
@@ -317,6 +346,8 @@ def setup(job: Job, fresh: bool = False) -> str | None:
     storage = open_storage(settings.storage, settings)
     wanted = comparability(job.model, job.symbol, job.series.sha256, settings, job.space)
     recorded = existing_attrs(storage, job.name)
+    if recorded is not None and "settings" not in recorded:
+        recorded = None  # a setup that was interrupted: no worker ever ran on it, so set it up again
     archived = None
     if recorded is not None and fresh:
         archived = archive(storage, job.name)
@@ -333,7 +364,7 @@ def setup(job: Job, fresh: bool = False) -> str | None:
         params = job.incumbent["params"] if job.incumbent else None
         enqueue_warm_starts(study, job.space, params, transfers, settings.max_transfer)
     study.set_user_attr("target", settings.trials)
-    study.set_user_attr("settings", settings.model_dump(mode="json"))
+    study.set_user_attr("settings", settings.model_dump(mode="json"))  # last: marks the setup complete
     return archived
 
 
@@ -371,7 +402,7 @@ def work(job: Job, worker: int = 0, callbacks: list[Callable[[optuna.Study, Froz
     target = study.user_attrs["target"]
     guard = TrialGuard(target, settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
     objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
-    stopped = run_to_target(study, objective, target, settings.patience, settings.budget, list(callbacks))
+    stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget, list(callbacks))
     study.set_user_attr("model_info", forecaster.info())
     confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh runs, shared by both
     decision = decide(study, evaluator, job.series, settings.best_dir, confirm, label)
