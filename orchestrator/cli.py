@@ -137,13 +137,56 @@ def resume(
     """Continue every unfinished study in the storage to its recorded target with its recorded settings."""
     from orchestrator.launcher import launch as run, resumable_jobs
 
-    settings = load_settings(dict(storage=storage))
-    jobs = resumable_jobs(settings.storage, settings, out)
+    jobs = resumable_jobs(load_settings(dict(storage=storage)), out)
     if not jobs:
-        out.print(f"nothing to resume in {settings.storage}: every study reached its target and was decided")
+        out.print("nothing to resume: every study reached its target and was decided")
         return
     out.print(f"resuming {len(jobs)} stud{'y' if len(jobs) == 1 else 'ies'}: {', '.join(j.name for j in jobs)}")
     _finish(run(jobs, workers, 1, out, Path("studies/logs")), save_summary)
+
+
+StudyName = Annotated[str, typer.Option("--study", help="Study name, <model>/<SYMBOL>")]
+
+
+@app.command()
+@exits_2_on_bad_input
+def worker(
+    study: StudyName,
+    storage: Storage = None,
+    trials: Annotated[Optional[int], typer.Option(help="Raise the study's target of finished trials")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Where <SYMBOL>.csv is on this machine [default: the path the study recorded]")] = None,
+) -> None:
+    """Join an existing study (any machine, shared storage) and run trials until it reaches its target."""
+    import secrets
+
+    from orchestrator.study import raise_target, recorded_job, work
+
+    job = recorded_job(study, load_settings(dict(storage=storage)), data_dir=data_dir)
+    if trials is not None:
+        raise_target(job, trials)
+    outcome = work(job, worker=secrets.randbelow(1 << 30), commit=False)  # a sampler seed of its own
+    c = outcome.counts
+    out.print(f"study {outcome.study}: {c.finished} finished trials (complete {c.complete}, pruned {c.pruned}, "
+              f"failed {c.failed}); stopped: {outcome.stopped}")
+    out.print(outcome.decision_line, highlight=False)
+
+
+@app.command()
+@exits_2_on_bad_input
+def commit(
+    study: StudyName,
+    storage: Storage = None,
+    best_dir: BestDir = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Where <SYMBOL>.csv is on this machine [default: the path the study recorded]")] = None,
+) -> None:
+    """Run the commit protocol for a study whose trials workers ran; the config is written on this machine."""
+    from orchestrator.study import commit_study, recorded_job
+
+    settings = load_settings(dict(storage=storage, best_dir=best_dir))
+    decision = commit_study(recorded_job(study, settings, data_dir=data_dir, best_dir=settings.best_dir))
+    out.print(decision.line if decision else f"NOT updating {study}: no trial completed", highlight=False)
+    if decision is not None and decision.committed and not decision.earlier:
+        out.print(f"wrote {decision.path}")
 
 
 def _split(text: str) -> list[str]:

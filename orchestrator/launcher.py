@@ -17,9 +17,8 @@ from rich.live import Live
 from rich.table import Table
 
 from orchestrator.errors import BadInput
-from orchestrator.models.base import ModelOptions
 from orchestrator.settings import Settings
-from orchestrator.study import Job, counts, open_storage, prepare, setup, storage_exists, storage_label, work
+from orchestrator.study import Job, counts, open_storage, recorded_job, setup, storage_exists, storage_label, work
 
 
 @dataclass
@@ -185,18 +184,19 @@ def summary_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def resumable_jobs(url: str, settings: Settings, console: Console) -> list[Job]:
-    """A job per study in the storage that is below its target or has no decision for its best trial, rebuilt from
-    the settings, model options and space the study recorded."""
+def resumable_jobs(settings: Settings, console: Console) -> list[Job]:
+    """A job per study in `settings.storage` that is below its target or has no decision for its best trial,
+    rebuilt from what the study recorded."""
+    url = settings.storage
     if not storage_exists(url):
         raise BadInput(f"--storage {storage_label(url)}: no such storage; nothing to resume")
     storage = open_storage(url, settings)
     jobs = []
     for summary_ in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if "@" in summary_.study_name:
+            continue  # an archived study
         study = optuna.load_study(study_name=summary_.study_name, storage=storage)
         attrs = study.user_attrs
-        if "@" in study.study_name:
-            continue  # an archived study
         if "settings" not in attrs:
             console.print(f"{study.study_name}: never fully set up; run `orchestrator optimize` or `launch` for it")
             continue
@@ -208,7 +208,5 @@ def resumable_jobs(url: str, settings: Settings, console: Console) -> list[Job]:
             best = None
         if c.finished >= attrs["target"] and c.running == 0 and (best is None or decision.get("trial") == best):
             continue
-        recorded = Settings(**{**attrs["settings"], "storage": url})
-        options = ModelOptions(**attrs.get("options", {}))
-        jobs.append(prepare(attrs["model"], attrs["symbol"], recorded, options, Path(attrs["space_path"])))
+        jobs.append(recorded_job(study.study_name, settings))
     return jobs

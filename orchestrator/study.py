@@ -86,7 +86,8 @@ def open_storage(url: str, settings: Settings) -> RDBStorage:
         )
     except (SQLAlchemyError, sqlite3.Error, OSError, ImportError) as exc:
         reason = str(exc).splitlines()[0].replace(str(parsed.password or "\0"), "***")
-        raise BadInput(f"--storage {storage_label(url)}: cannot open ({reason}); check the URL and access") from None
+        hint = "pip install 'orchestrator[postgres]'" if isinstance(exc, ImportError) else "check the URL and access"
+        raise BadInput(f"--storage {storage_label(url)}: cannot open ({reason}); {hint}") from None
 
 
 def comparability(model: str, symbol: str, sha256: str, settings: Settings, space: Space) -> dict[str, Any]:
@@ -272,7 +273,6 @@ def run_to_target(
     target: int,
     patience: int | None = None,
     budget: float | None = None,
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = (),
     poll_seconds: float = 1.0,
 ) -> str:
     """Run trials until the study holds `target` finished trials, or patience / the wall-clock budget stops it;
@@ -295,7 +295,7 @@ def run_to_target(
         if need > 0:
             timeout = None if deadline is None else deadline - time.monotonic()
             study.optimize(objective, n_trials=need, timeout=timeout, catch=TRIAL_FAILURES,
-                           callbacks=[stopper, *callbacks])
+                           callbacks=[stopper])
             continue
         if now.running == 0:
             return "target"
@@ -379,20 +379,14 @@ class Outcome:
     decision_line: str
 
 
-def work(job: Job, worker: int = 0, callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> Outcome:
-    """Run trials of an existing study until its target, then the commit protocol (once per best trial).
-
-    Several workers (processes, machines) may work on one study; each gets its own sampler seed.
+def work(job: Job, worker: int = 0, commit: bool = True) -> Outcome:
+    """Run trials of an existing study until its target, then (with `commit`) the commit protocol, once per best
+    trial. Several workers (processes, machines) may work on one study; each gets its own sampler seed.
     """
     settings = job.settings
     forecaster = create(job.model, job.options)
     storage = open_storage(settings.storage, settings)
-    label = storage_label(settings.storage)
-    recorded = existing_attrs(storage, job.name)
-    if recorded is None:
-        raise BadInput(f"study {job.name} is not in {label}; create it with `orchestrator optimize` or `launch`")
-    check_resumable(job.name, recorded, comparability(job.model, job.symbol, job.series.sha256, settings, job.space),
-                    label)
+    _check_stored(storage, job)
     fresh_start = storage.get_n_trials(storage.get_study_id_from_name(job.name), TrialState.COMPLETE) == 0
     source = archived_trials(storage, job.name) if fresh_start and settings.sampler == "cmaes" else []
     incumbent = job.incumbent["params"] if job.incumbent else None
@@ -402,17 +396,68 @@ def work(job: Job, worker: int = 0, callbacks: list[Callable[[optuna.Study, Froz
     target = study.user_attrs["target"]
     guard = TrialGuard(target, settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
     objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
-    stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget, list(callbacks))
+    stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget)
     study.set_user_attr("model_info", forecaster.info())
-    confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh runs, shared by both
-    decision = decide(study, evaluator, job.series, settings.best_dir, confirm, label)
+    decision = _decide(study, evaluator, job) if commit else None
     best = _best_number(study)
+    line = decision.line if decision else f"NOT updating {job.name}: no trial completed"
     return Outcome(
         study=job.name, stopped=stopped, counts=counts(study),
         best_value=study.best_value if best is not None else None,
         naive_mae=study.user_attrs["naive_mae"]["validation"], decision=decision,
-        decision_line=decision.line if decision else f"NOT updating {job.name}: no trial completed",
+        decision_line=line if commit else f"{job.name}: trials done; run `orchestrator commit` to decide",
     )
+
+
+def commit_study(job: Job) -> Decision | None:
+    """The commit protocol for a study whose trials other processes or machines ran (`orchestrator commit`)."""
+    storage = open_storage(job.settings.storage, job.settings)
+    _check_stored(storage, job)
+    study = optuna.load_study(study_name=job.name, storage=storage)
+    evaluator = Evaluator(create(job.model, job.options), job.series, job.windows, job.settings.seed)
+    return _decide(study, evaluator, job)
+
+
+def _check_stored(storage: RDBStorage, job: Job) -> None:
+    label = storage_label(job.settings.storage)
+    recorded = existing_attrs(storage, job.name)
+    if recorded is None:
+        raise BadInput(f"study {job.name} is not in {label}; create it with `orchestrator optimize` or `launch`")
+    wanted = comparability(job.model, job.symbol, job.series.sha256, job.settings, job.space)
+    check_resumable(job.name, recorded, wanted, label)
+
+
+def _decide(study: optuna.Study, evaluator: Evaluator, job: Job) -> Decision | None:
+    settings = job.settings
+    confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh runs, shared by both
+    return decide(study, evaluator, job.series, settings.best_dir, confirm, storage_label(settings.storage))
+
+
+def recorded_job(name: str, settings: Settings, **overrides: Any) -> Job:
+    """Rebuild a stored study's job from the settings, model options, data file and space it recorded.
+
+    `settings.storage` says where the study is; `overrides` (e.g. data_dir, best_dir) replace recorded settings.
+    """
+    storage = open_storage(settings.storage, settings)
+    attrs = existing_attrs(storage, name)
+    if attrs is None:
+        raise BadInput(f"study {name} is not in {storage_label(settings.storage)}; check --study and --storage")
+    if "settings" not in attrs:
+        raise BadInput(f"study {name} was never fully set up; run `orchestrator optimize` or `launch` for it again")
+    values = {**attrs["settings"], "storage": settings.storage, "data_dir": Path(attrs["data_path"]).parent}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    space_file = Path(attrs["space_path"])
+    if not space_file.is_file():  # another machine: the same space here (its hash is checked)
+        space_file = space_path(attrs["model"])
+    return prepare(attrs["model"], attrs["symbol"], Settings(**values), ModelOptions(**attrs.get("options", {})),
+                   space_file)
+
+
+def raise_target(job: Job, target: int) -> None:
+    """Raise the study's target of finished trials (never lowers it)."""
+    study = optuna.load_study(study_name=job.name, storage=open_storage(job.settings.storage, job.settings))
+    if target > study.user_attrs["target"]:
+        study.set_user_attr("target", target)
 
 
 def optimize(job: Job, fresh: bool = False) -> tuple[Outcome, str | None]:
