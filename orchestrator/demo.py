@@ -25,7 +25,7 @@ def run_demo(console: Console, rounds: tuple[int, ...] = (30, 60)) -> None:
     for symbol in SYMBOLS:
         for target in rounds:
             settings = Settings(data_dir=ROOT / "trainingdata", storage=storage, best_dir=ROOT / "best",
-                                trials=target, device="cpu")
+                                artifact_dir=ROOT / "artifacts", trials=target, device="cpu")
             outcome, _ = optimize(prepare("fhs", symbol, settings, ModelOptions(device="cpu")))
             c = outcome.counts
             console.print(
@@ -40,7 +40,8 @@ def run_demo(console: Console, rounds: tuple[int, ...] = (30, 60)) -> None:
         "\nlook at the results:\n"
         f"  orchestrator status --storage {storage}\n"
         f"  orchestrator best --model fhs --symbol DEMO_A --best-dir {ROOT / 'best'}\n"
-        f"  optuna-dashboard {storage}   (pip install optuna-dashboard)\n"
+        f"  orchestrator dashboard --storage {storage} --artifact-dir {ROOT / 'artifacts'}\n"
+        f"  orchestrator report --storage {storage} --artifact-dir {ROOT / 'artifacts'} --out {ROOT / 'report.html'}\n"
         f"  history of every commit decision: {ROOT / 'best' / 'history.jsonl'}",
         highlight=False,
     )

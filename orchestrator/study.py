@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from orchestrator.commit import Decision, best_path, decide, read_config, transfer_configs
+from orchestrator.dashboard import record_decision
 from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
@@ -430,7 +431,10 @@ def _check_stored(storage: RDBStorage, job: Job) -> None:
 def _decide(study: optuna.Study, evaluator: Evaluator, job: Job) -> Decision | None:
     settings = job.settings
     confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh runs, shared by both
-    return decide(study, evaluator, job.series, settings.best_dir, confirm, storage_label(settings.storage))
+    decision = decide(study, evaluator, job.series, settings.best_dir, confirm, storage_label(settings.storage))
+    if decision is not None:
+        record_decision(study, decision, evaluator, settings.artifact_dir)  # dashboard note + plots
+    return decision
 
 
 def recorded_job(name: str, settings: Settings, **overrides: Any) -> Job:

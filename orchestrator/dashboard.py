@@ -1,0 +1,367 @@
+"""See the studies: optuna-dashboard with a note and plots per commit decision, and a static HTML report.
+
+Plots are drawn with matplotlib's Agg backend (offline; plotly's PNG export needs kaleido and Chrome). matplotlib and
+optuna-dashboard are imported inside the functions that use them, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.trial import TrialState
+
+from orchestrator.errors import BadInput
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from optuna.storages import RDBStorage
+
+    from orchestrator.commit import Decision
+    from orchestrator.evaluation import Evaluator
+
+SPLITS = ("validation", "test")
+CONTEXT_BARS = 20
+"""Actual closes shown before the first validation window of a forecast plot."""
+FORECAST_PNG = "forecast_trial{trial}.png"
+RUN_MAES_PNG = "run_maes_trial{trial}.png"
+
+
+def serve(storage_url: str, host: str, port: int, artifact_dir: Path) -> None:
+    """Serve optuna-dashboard on the storage with the artifact store at `artifact_dir`; blocks until Ctrl-C.
+
+    A threaded WSGI server (as `optuna-dashboard` itself uses), so a browser's parallel requests do not queue.
+    """
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    import optuna_dashboard
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the overridden signature
+            pass
+
+    app = optuna_dashboard.wsgi(_open_existing(storage_url), FileSystemArtifactStore(_artifact_root(artifact_dir)))
+    try:
+        httpd = make_server(host, port, app, server_class=Server, handler_class=QuietHandler)
+    except OSError as exc:
+        raise BadInput(f"--host {host} --port {port}: cannot listen ({exc.strerror}); pick another --port") from None
+    with httpd:
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+def record_decision(
+    study: optuna.Study, decision: Decision, evaluator: Evaluator, artifact_dir: Path
+) -> None:
+    """Attach a commit decision to the study: a note (newest decision first) and two PNG artifacts.
+
+    The artifacts are a forecast fan vs the actual closes (validation and test windows; candidate and incumbent) and
+    the per-run MAEs of both on the confirm runs. They are study artifacts named after the candidate trial: Optuna 5
+    refuses to attach anything to a finished trial (UpdateFinishedTrialError), and the best trial is finished.
+    A decision found in the history (`decision.earlier`) was recorded when it was made: nothing is added.
+    """
+    from optuna_dashboard import get_note, save_note
+
+    if decision.earlier:
+        return
+    attrs = study.user_attrs
+    run = int(attrs.get("eval_runs", 0))  # the first confirm run: the confirm runs follow the search runs
+    naive = attrs.get("naive_mae") or {}
+    params = study.get_trials(deepcopy=False)[decision.trial].params  # trials are numbered 0, 1, ... in order
+    previous = get_note(study)
+    section = _note(decision, params, naive, run)
+    save_note(study, section + ("\n\n---\n\n" + previous if previous else ""))
+    store = FileSystemArtifactStore(_artifact_root(artifact_dir))
+    figures = {
+        FORECAST_PNG.format(trial=decision.trial): _forecast_figure(decision, params, evaluator, run),
+        RUN_MAES_PNG.format(trial=decision.trial): _run_maes_figure(decision, naive, run),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, figure in figures.items():
+            path = Path(tmp) / name
+            path.write_bytes(_png(figure))
+            upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+
+
+def write_report(storage_url: str, out: Path, artifact_dir: Path) -> Path:
+    """Write one self-contained HTML page on every study in the storage (PNGs inlined, no external URLs)."""
+    from orchestrator.study import storage_label, summaries
+
+    storage = _open_existing(storage_url)
+    rows = summaries(storage_url, Settings())
+    store = FileSystemArtifactStore(artifact_dir)  # only read: a missing artifact is named in the page
+    sections = [_study_section(optuna.load_study(study_name=r["study"], storage=storage), store) for r in rows]
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    page = _PAGE.format(
+        storage=html.escape(storage_label(storage_url)), time=now, table=_summary_table(rows),
+        sections="\n".join(sections) or "<p>No studies in this storage yet.</p>",
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def _open_existing(url: str) -> RDBStorage:
+    """The storage at `url`; BadInput when it is not a URL or a SQLite file that does not exist (none is created)."""
+    from orchestrator.study import check_storage_url, open_storage, storage_exists, storage_label
+
+    check_storage_url(url)
+    if not storage_exists(url):
+        raise BadInput(f"--storage {storage_label(url)}: no such database; run `orchestrator optimize` first or "
+                       "pass --storage URL")
+    return open_storage(url, Settings())
+
+
+def _artifact_root(artifact_dir: Path) -> Path:
+    """`artifact_dir`, created if needed (the store writes into it)."""
+    Path(artifact_dir).mkdir(parents=True, exist_ok=True)
+    return Path(artifact_dir)
+
+
+def _fmt(score: dict[str, Any] | None) -> str:
+    """'0.01234 ± 0.00012' for a {mae, sem} score (a tiny sem keeps its digits: '± 4.1e-06'); '-' for none."""
+    if not score:
+        return "-"
+    if "sem" not in score:
+        return f"{score['mae']:.5f}"
+    return f"{score['mae']:.5f} ± {score['sem']:.2g}"
+
+
+def _note(decision: Decision, params: dict[str, Any], naive: dict[str, float], run: int) -> str:
+    """Markdown of one decision: a table of candidate vs incumbent, their params, the plots and the decision line."""
+    candidate, incumbent = decision.candidate, decision.incumbent or {}
+    verdict = f"committed to `{decision.path}`" if decision.committed else "kept the incumbent"
+    runs = candidate["validation"]["runs"]
+    lines = [
+        f"## Decision {decision.time}: {verdict}",
+        "",
+        f"**{decision.line}**",
+        "",
+        f"Candidate: trial {decision.trial}. Return MAEs, mean ± standard error over the same {runs} fresh confirm "
+        f"runs (from run {run}) for both configs.",
+        "",
+        "| | candidate | incumbent | naive (zero return) |",
+        "|---|---|---|---|",
+    ]
+    for split in SPLITS:
+        naive_mae = f"{naive[split]:.5f}" if split in naive else "-"
+        lines.append(f"| {split} MAE ({candidate[split]['windows']} windows) | {_fmt(candidate[split])} | "
+                     f"{_fmt(incumbent.get(split))} | {naive_mae} |")
+    lines.append(f"| runs | {runs} | {(incumbent.get('validation') or {}).get('runs', '-')} | |")
+    lines += ["", f"Candidate params: `{_params(params)}`", ""]
+    if decision.incumbent is None:
+        lines.append("Incumbent: none, so the candidate was committed.")
+    else:
+        lines.append(f"Incumbent params: `{_params(incumbent['params'])}`")
+        if "error" in incumbent:
+            lines += ["", f"The incumbent could not be scored: {incumbent['error']}"]
+    lines += ["", f"Plots: the study artifacts `{FORECAST_PNG.format(trial=decision.trial)}` and "
+              f"`{RUN_MAES_PNG.format(trial=decision.trial)}`."]
+    return "\n".join(lines)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(figure: Figure, tight: bool = False) -> bytes:
+    """PNG bytes of the figure, which is closed; `tight` trims Optuna's figures (whose long labels get clipped)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight" if tight else None)
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def _forecast_figure(decision: Decision, params: dict[str, Any], evaluator: Evaluator, run: int) -> Figure:
+    """One row per config (candidate, incumbent): sample quantile fans of each window's next close vs the actual."""
+    import numpy as np
+
+    plt = _pyplot()
+    configs = [("candidate", {**decision.candidate, "params": params})]
+    if decision.incumbent is not None and "error" not in decision.incumbent:  # an unscorable one cannot be drawn
+        configs.append(("incumbent", decision.incumbent))
+    close = evaluator.series.close
+    windows = evaluator.windows
+    first = max(int(windows.validation[0]) - CONTEXT_BARS, 0)
+    shown = np.arange(first, int(windows.test[-1]) + 1)
+    figure, axes = plt.subplots(len(configs), 1, figsize=(12, 3.6 * len(configs)), sharex=True, squeeze=False,
+                                layout="constrained")
+    for ax, (label, config) in zip(axes[:, 0], configs):
+        ax.plot(shown, close[shown], color="black", lw=1.2, marker=".", ms=4, label="actual close", zorder=3)
+        for split, color in zip(SPLITS, ("tab:blue", "tab:orange")):
+            index = windows.of(split)
+            samples = evaluator.samples(config["params"], split, run).numpy()
+            q = np.quantile(samples, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1)
+            ax.fill_between(index, q[0], q[4], color=color, alpha=0.18, lw=0, label=f"{split}: 5-95% of samples")
+            ax.fill_between(index, q[1], q[3], color=color, alpha=0.35, lw=0, label=f"{split}: 25-75%")
+            ax.plot(index, q[2], color=color, lw=1.2, label=f"{split}: median sample")
+        ax.axvline(windows.test[0] - 0.5, color="grey", ls="--", lw=1)
+        ax.set_title(f"{label}: validation MAE {_fmt(config['validation'])}, test MAE {_fmt(config['test'])}",
+                     fontsize=10)
+        ax.set_ylabel("close")
+        ax.grid(alpha=0.3)
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
+    axes[-1, 0].set_xlabel(f"bar index (dashed line: validation | test), samples of run {run}")
+    figure.suptitle(f"{decision.study}: next-close forecasts vs actual (trial {decision.trial})")
+    return figure
+
+
+def _run_maes_figure(decision: Decision, naive: dict[str, float], run: int) -> Figure:
+    """Per confirm run MAE of candidate and incumbent, one panel per split, means dashed, naive baseline dotted."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(SPLITS), figsize=(11, 3.8), squeeze=False, layout="constrained")
+    configs = [("candidate", decision.candidate, "tab:blue"), ("incumbent", decision.incumbent or {}, "tab:red")]
+    for ax, split in zip(axes[0], SPLITS):
+        for label, config, color in configs:
+            score = config.get(split) or {}
+            maes = score.get("run_maes") or []
+            if not maes:
+                continue
+            ax.plot(range(run, run + len(maes)), maes, marker="o", color=color, label=f"{label} ({_fmt(score)})")
+            ax.axhline(score["mae"], color=color, ls="--", lw=1)
+        if split in naive:
+            ax.axhline(naive[split], color="grey", ls=":", lw=1.5, label=f"naive zero return ({naive[split]:.5f})")
+        ax.set_title(f"{split} windows", fontsize=10)
+        ax.set_xlabel("confirm run (the same random draws for both)")
+        ax.set_ylabel("return MAE")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    figure.suptitle(f"{decision.study}: MAE per confirm run (dashed: mean); {decision.line}", fontsize=10)
+    return figure
+
+
+def _summary_table(rows: list[dict[str, Any]]) -> str:
+    headers = ("study", "model", "symbol", "complete", "pruned", "failed", "target", "best validation MAE",
+               "naive MAE", "incumbent MAE", "committed")
+    num = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
+    body = []
+    for r in rows:
+        cells = (r["study"], r["model"], r["symbol"], r["complete"], r["pruned"], r["failed"], r["target"],
+                 num(r["best_value"]), num(r["naive_mae"]), num(r["incumbent_value"]),
+                 {True: "yes", False: "no", None: "-"}[r["committed"]])
+        body.append("<tr>" + "".join(f"<td>{html.escape(str('-' if c is None else c))}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _study_section(study: optuna.Study, store: FileSystemArtifactStore) -> str:
+    """History, importances, the decision notes and the PNG artifacts (newest decision first) of one study."""
+    import optuna.visualization.matplotlib as vis
+    from optuna_dashboard import get_note
+
+    name = html.escape(study.study_name)
+    parts = [f'<section id="{name}"><h2>{name}</h2>']
+    attrs = study.user_attrs
+    decision = attrs.get("decision")
+    if decision:
+        parts.append(f"<p class=decision>{html.escape(decision['line'])} (trial {decision['trial']}, "
+                     f"{html.escape(decision['time'])})</p>")
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    plots = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if complete:
+            ax = vis.plot_optimization_history(study)
+            naive = (attrs.get("naive_mae") or {}).get("validation")
+            if naive is not None:
+                ax.axhline(naive, color="grey", ls=":", label="naive zero return")
+                ax.legend()
+            ax.set_ylabel("validation MAE (mean over runs)")
+            plots.append(_img(_png(ax.get_figure(), tight=True), "optimisation history"))
+        else:
+            plots.append("<p>Optimisation history: no complete trial yet.</p>")
+        if len(complete) >= 2 and any(len({repr(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params):
+            figure = vis.plot_param_importances(study).get_figure()
+            plots.append(_img(_png(figure, tight=True), "parameter importances (fANOVA)"))
+        else:
+            plots.append("<p>Parameter importances: need at least 2 complete trials with different params.</p>")
+    parts.append("<div class=row>" + "".join(plots) + "</div>")
+    note = get_note(study)
+    if note:
+        parts.append(f"<details><summary>Decision notes (as in the dashboard)</summary><pre>{html.escape(note)}</pre>"
+                     "</details>")
+    for meta in sorted(get_all_artifact_meta(study), key=lambda m: (-_trial_of(m.filename), m.filename)):
+        if meta.mimetype != "image/png":
+            continue
+        try:
+            with store.open_reader(meta.artifact_id) as reader:
+                data = reader.read()
+        except ArtifactNotFound:
+            parts.append(f"<p>Artifact {html.escape(meta.filename)} is missing from the artifact store: pass the "
+                         "--artifact-dir it was written to.</p>")
+            continue
+        parts.append(_img(data, meta.filename))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _trial_of(filename: str) -> int:
+    """The trial number in an artifact name like forecast_trial12.png; -1 for other names."""
+    match = re.search(r"_trial(\d+)\.", filename)
+    return int(match[1]) if match else -1
+
+
+def _img(png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    caption = html.escape(caption)
+    return (f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Optuna studies report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+section {{ margin-top: 2.5em; border-top: 2px solid #ddd; }}
+img {{ max-width: 100%; }}
+.row {{ display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }}
+.row figure {{ max-width: 48%; }}
+pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 0.8em; }}
+figure {{ margin: 1em 0; }}
+figcaption, .meta {{ color: #666; font-size: 0.9em; }}
+.decision {{ font-weight: bold; }}
+</style>
+</head>
+<body>
+<h1>Optuna studies report</h1>
+<p class=meta>Storage {storage}, written {time}. MAEs are one-step return MAEs on the validation windows unless
+stated; the naive baseline predicts a zero return.</p>
+{table}
+{sections}
+</body>
+</html>
+"""
