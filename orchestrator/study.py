@@ -119,7 +119,7 @@ def check_resumable(name: str, recorded: Mapping[str, Any], wanted: Mapping[str,
 
 def archive(storage: RDBStorage, name: str) -> str:
     """Copy the study to `<name>@<UTC time>` and delete the original; returns the archive's name."""
-    archived = f"{name}@{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    archived = f"{name}@{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%f}"
     optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=archived)
     optuna.delete_study(study_name=name, storage=storage)
     return archived
@@ -145,7 +145,8 @@ def make_sampler(
     x0 = None
     if incumbent is not None and all(p.name in incumbent for p in numeric):
         x0 = {p.name: incumbent[p.name] for p in numeric}
-    sources = _numeric_only(source, {p.name for p in numeric}) or None
+    sources = _numeric_only(source, {p.name for p in numeric})
+    sources = sources if len(sources) >= 10 else None  # WS-CMA-ES starts from the best 10%: it needs 10 or more
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # x0 is deprecated in Optuna 5 but still the way to start CMA
         return optuna.samplers.CmaEsSampler(

@@ -155,3 +155,13 @@ def test_cmaes_starts_at_the_incumbent(workdir: Path) -> None:
     # CMA-ES's first generation is centred on the incumbent (400), not on the log-space middle of [32, 512] (128)
     lengths = [t.params["context_length"] for t in study.trials[1:7]]
     assert abs(np.log(np.median(lengths)) - np.log(400)) < abs(np.log(np.median(lengths)) - np.log(128))
+
+
+def test_cmaes_fresh_study_warm_starts_from_the_archived_one(workdir: Path) -> None:
+    assert optimize("--sampler", "cmaes", trials=6).exit_code == 0  # too few complete trials to warm-start from
+    small = optimize("--sampler", "cmaes", "--fresh", trials=30)
+    assert small.exit_code == 0, small.output
+    again = optimize("--sampler", "cmaes", "--fresh", trials=6)  # 30 archived trials: WS-CMA-ES source
+    assert again.exit_code == 0, again.output
+    names = {s.study_name for s in optuna.get_all_study_summaries("sqlite:///studies/optuna.db")}
+    assert len([n for n in names if n.startswith("fhs/BTCUSD@")]) == 2
