@@ -108,10 +108,6 @@ class Evaluation:
     def sem(self) -> float:
         return self.std / math.sqrt(len(self.run_maes)) if self.run_maes else 0.0
 
-    def summary(self) -> dict[str, Any]:
-        return {"mae": self.mae, "sem": self.sem, "std": self.std, "runs": len(self.run_maes),
-                "run_maes": self.run_maes}
-
 
 class EncodeCache:
     """Least-recently-used encode results, bounded by their total size in bytes."""

@@ -99,9 +99,6 @@ class Space:
             out[p.name] = value
         return out if set(out) == set(params) else None
 
-    def cardinality_is_one(self) -> bool:
-        return all(p.distribution.single() for p in self.params)
-
 
 def _active(p: Param, chosen: Mapping[str, Any]) -> bool:
     return all(chosen.get(name, _MISSING) in values for name, values in p.when.items())

@@ -178,8 +178,8 @@ def enqueue_warm_starts(
     incumbent: Mapping[str, Any] | None,
     transfers: list[tuple[str, Mapping[str, Any]]],
     max_transfer: int,
-) -> list[dict[str, Any]]:
-    """Enqueue the incumbent, then up to `max_transfer` distinct configs of other symbols; returns what was queued.
+) -> None:
+    """Enqueue the incumbent, then up to `max_transfer` distinct configs of other symbols.
 
     Params are normalised to the space's native types so Optuna's duplicate check recognises them on resume.
     Configs outside the space are skipped (they are still the incumbent at commit time).
@@ -196,7 +196,6 @@ def enqueue_warm_starts(
             queue.append((candidate, {"warm_start": "transfer", "transfer_from": symbol}))
     for params, attrs in queue:
         study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
-    return [{**attrs, "params": params} for params, attrs in queue]
 
 
 @dataclass(frozen=True)

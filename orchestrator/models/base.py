@@ -77,10 +77,6 @@ _REGISTRY = {
 }
 
 
-def model_names() -> list[str]:
-    return list(_REGISTRY)
-
-
 def forecaster_class(name: str) -> type[Forecaster]:
     """The class registered under `name`; heavy model packages are imported only here, on first use."""
     if name not in _REGISTRY:
