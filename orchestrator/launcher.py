@@ -7,7 +7,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from orchestrator.errors import BadInput
+from orchestrator.models.base import create
 from orchestrator.settings import Settings
 from orchestrator.study import Job, counts, open_storage, recorded_job, setup, storage_exists, storage_label, work
 
@@ -48,6 +49,8 @@ def launch(
     schema creation races and Optuna's enqueue is not process-safe. Workers are spawned (CUDA-safe); with GPUs
     visible, each concurrent worker slot gets its own GPU through CUDA_VISIBLE_DEVICES.
     """
+    for model, options in {(job.model, job.options) for job in jobs}:
+        create(model, replace(options, device="cpu", compile=False))  # missing weights: refused before any write
     for job in jobs:
         setup(job, fresh)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from orchestrator.dashboard import record_decision
 from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
-from orchestrator.models.base import ModelOptions, create, forecaster_class
+from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, counted
 from orchestrator.settings import Settings, space_path
 from orchestrator.space import Space, load_space
@@ -380,12 +380,12 @@ class Outcome:
     decision_line: str
 
 
-def work(job: Job, worker: int = 0, commit: bool = True) -> Outcome:
+def work(job: Job, worker: int = 0, commit: bool = True, forecaster: Forecaster | None = None) -> Outcome:
     """Run trials of an existing study until its target, then (with `commit`) the commit protocol, once per best
     trial. Several workers (processes, machines) may work on one study; each gets its own sampler seed.
     """
     settings = job.settings
-    forecaster = create(job.model, job.options)
+    forecaster = forecaster or create(job.model, job.options)
     storage = open_storage(settings.storage, settings)
     _check_stored(storage, job)
     fresh_start = storage.get_n_trials(storage.get_study_id_from_name(job.name), TrialState.COMPLETE) == 0
@@ -466,8 +466,9 @@ def raise_target(job: Job, target: int) -> None:
 
 def optimize(job: Job, fresh: bool = False) -> tuple[Outcome, str | None]:
     """Set up (or resume) the study and work on it in this process; returns the outcome and any archived name."""
+    forecaster = create(job.model, job.options)  # missing weights are bad input: refused before anything is written
     archived = setup(job, fresh)
-    return work(job), archived
+    return work(job, forecaster=forecaster), archived
 
 
 def _best_number(study: optuna.Study) -> int | None:

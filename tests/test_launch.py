@@ -154,3 +154,10 @@ def test_budget_stops_a_study_and_it_still_decides(workdir: Path) -> None:
     result = cli("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "100000", "--budget", "3")
     assert result.exit_code == 0, result.output
     assert "stopped: budget" in result.stdout and "UPDATING fhs/BTCUSD" in result.stdout
+
+
+def test_launch_with_missing_weights_writes_nothing(workdir: Path) -> None:
+    result = cli("launch", "--models", "toto", "--symbols", "BTCUSD", "--weights", str(workdir / "no-such-dir"),
+                 "--space", str(Path(__file__).resolve().parent.parent / "configs" / "spaces" / "toto.toml"))
+    assert result.exit_code == 2 and "--weights DIR" in result.stderr
+    assert not (workdir / "studies").exists()
