@@ -78,7 +78,8 @@ class Decision:
     def line(self) -> str:
         if self.earlier:
             verdict = "committed" if self.committed else "kept the incumbent"
-            return f"NOT updating {self.study}: best trial {self.trial} was decided at {self.time} ({verdict})"
+            return (f"NOT updating {self.study}: best trial {self.trial} is unchanged since its decision at "
+                    f"{self.time} ({verdict})")
         new = self.candidate["validation"]["mae"]
         if self.incumbent is None:
             return f"UPDATING {self.study}: MAE {new:.5f} (no incumbent){self.note}"

@@ -109,7 +109,7 @@ def test_rerun_of_a_finished_study_decides_once(workdir: Path) -> None:
     committed = BEST.read_bytes()
     result = optimize()
     assert result.exit_code == 0
-    assert "was decided at" in result.stdout
+    assert "unchanged since its decision at" in result.stdout
     assert len(history()) == 1 and BEST.read_bytes() == committed
 
 

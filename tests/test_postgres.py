@@ -111,8 +111,8 @@ def test_three_workers_one_killed_then_commit(workdir: Path, postgres_url: str) 
     first = cli("commit", "--study", "fhs/BTCUSD", "--storage", postgres_url)
     assert first.exit_code == 0, first.output
     second = cli("commit", "--study", "fhs/BTCUSD", "--storage", postgres_url)
-    assert second.exit_code == 0 and "was decided at" in second.stdout
-    assert len(history.read_text().splitlines()) == before + (0 if "was decided at" in first.stdout else 1)
+    assert second.exit_code == 0 and "unchanged since its decision at" in second.stdout
+    assert len(history.read_text().splitlines()) == before + (0 if "unchanged since its decision at" in first.stdout else 1)
     assert json.loads(Path("configs/best/fhs/BTCUSD.json").read_text())["study"]["storage"] == postgres_url
 
 
