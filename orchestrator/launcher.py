@@ -101,6 +101,8 @@ def _worker_main(job: Job, worker: int, log: str, env: dict[str, str]) -> None:
     with open(log, "a", buffering=1) as stream:
         sys.stdout = sys.stderr = stream
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        print(f"{job.name} worker {worker}: pid {os.getpid()}, "
+              f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(not set)')}")
         try:
             outcome = work(job, worker)
             print(outcome.decision_line)

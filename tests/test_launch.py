@@ -161,3 +161,16 @@ def test_launch_with_missing_weights_writes_nothing(workdir: Path) -> None:
                  "--space", str(Path(__file__).resolve().parent.parent / "configs" / "spaces" / "toto.toml"))
     assert result.exit_code == 2 and "--weights DIR" in result.stderr
     assert not (workdir / "studies").exists()
+
+
+def test_each_worker_slot_gets_its_own_gpu(workdir: Path) -> None:
+    write_synthetic(workdir / "trainingdata", SYMBOLS[:2], rows=700)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}  # two GPUs visible (ids only: the studies run on the CPU)
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "launch", "--models", "fhs", "--symbols", ",".join(SYMBOLS[:2]),
+         "--workers", "2", "--trials", "3", "--device", "cpu"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    firsts = [p.read_text().splitlines()[0] for p in sorted((workdir / "studies" / "logs").glob("*.log"))]
+    assert sorted(line.rsplit("=", 1)[1] for line in firsts) == ["3", "5"]  # not every worker on GPU 0
