@@ -65,10 +65,12 @@ class KronosForecaster(Forecaster):
             self._network = torch.compile(self._network_eager, dynamic=False)
         self._compile_seconds = 0.0
         self._compiles = 0
+        self._recompiles = 0
+        self._shapes: set[tuple[int, ...]] = set()
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "compiled": self.compiled, "compile_seconds": round(self._compile_seconds, 3),
-                "recompiles": max(0, self._compiles - 1)}
+                "compiles": self._compiles, "recompiles": self._recompiles}
 
     def encode(self, contexts: Contexts, params: Mapping[str, Any]) -> Encoded:
         """Tokens, trunk, s1 logits, the s2 logits of every s1 and the decoder's context keys / values, all windows."""
@@ -189,7 +191,10 @@ class KronosForecaster(Forecaster):
         with torch._dynamo.config.patch(recompile_limit=64, accumulated_recompile_limit=512):
             encoded = self._network(x, stamp)
         new = _dynamo_compiles()[len(before):]
-        self._compiles += sum(1 for m in new if m.co_name == "_network_eager")
+        compiles = sum(1 for m in new if m.co_name == "_network_eager")
+        self._compiles += compiles
+        self._recompiles += compiles if tuple(x.shape) in self._shapes else 0  # a shape compiled before, again
+        self._shapes.add(tuple(x.shape))
         self._compile_seconds += sum(m.entire_frame_compile_time_s or 0.0 for m in new)
         return encoded
 
