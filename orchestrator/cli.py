@@ -159,12 +159,14 @@ def worker(
     """Join an existing study (any machine, shared storage) and run trials until it reaches its target."""
     import secrets
 
+    from orchestrator.models.base import create
     from orchestrator.study import raise_target, recorded_job, work
 
     job = recorded_job(study, load_settings(dict(storage=storage)), data_dir=data_dir)
+    forecaster = create(job.model, job.options)  # missing weights: refused before the target changes
     if trials is not None:
         raise_target(job, trials)
-    outcome = work(job, worker=secrets.randbelow(1 << 30), commit=False)  # a sampler seed of its own
+    outcome = work(job, worker=secrets.randbelow(1 << 30), commit=False, forecaster=forecaster)  # own sampler seed
     c = outcome.counts
     out.print(f"study {outcome.study}: {c.finished} finished trials (complete {c.complete}, pruned {c.pruned}, "
               f"failed {c.failed}); stopped: {outcome.stopped}")
