@@ -45,6 +45,11 @@ class Forecaster(ABC):
     """Params that change the network's input; every other param may only affect `sample`."""
     context_param: ClassVar[str]
     """The param that sets how many bars before the scored bar the model reads."""
+    min_context: ClassVar[int]
+    """Fewest bars a window must have before its scored bar; a shorter history than the context reads what exists."""
+    scoring_version: ClassVar[int] = 1
+    """Bumped when the same params and seeds would score differently (e.g. a new random stream): values scored
+    under another version are not comparable, so a study never resumes or reuses values across versions."""
     samples_param: ClassVar[str] = "num_samples"
     params: ClassVar[frozenset[str]]
     """Every param this model understands; a space may define no other."""

@@ -22,6 +22,7 @@ class FHSForecaster(Forecaster):
     name = "fhs"
     encode_params = frozenset()  # encode keeps every window's full history; context_length only slices it
     context_param = "context_length"
+    min_context = 32
     samples_param = "num_samples"
     params = frozenset({"context_length", "ewma_halflife", "num_samples", "aggregate", "drift"})
 

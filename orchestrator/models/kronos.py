@@ -45,6 +45,7 @@ class KronosForecaster(Forecaster):
     name = "kronos"
     encode_params = frozenset({"max_context", "clip"})
     context_param = "max_context"
+    min_context = 64
     samples_param = "sample_count"
     params = frozenset(
         {"temperature", "filter", "top_p", "top_k", "sample_count", "max_context", "clip", "aggregate"}

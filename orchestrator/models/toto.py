@@ -40,6 +40,7 @@ class TotoForecaster(Forecaster):
     name = "toto"
     encode_params = frozenset({"context_length"})
     context_param = "context_length"
+    min_context = 64
     samples_param = "num_samples"
     params = frozenset({"context_length", "num_samples", "aggregate"})
 
