@@ -81,11 +81,12 @@ def optimize(
     compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False,
 ) -> None:
     """Run (or resume) the study <model>/<SYMBOL> to its target, then commit its best config if it beats the incumbent."""
+    from orchestrator.dashboard import record_decision
     from orchestrator.study import optimize as run, prepare
 
     settings = load_settings({k: v for k, v in locals().items() if k in Settings.model_fields})
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
-    outcome, archived = run(prepare(model, symbol, settings, options, space), fresh=fresh)
+    outcome, archived = run(prepare(model, symbol, settings, options, space), fresh=fresh, record=record_decision)
     c = outcome.counts
     if archived:
         out.print(f"archived the previous study as {archived}")
@@ -182,10 +183,11 @@ def commit(
     data_dir: Annotated[Optional[Path], typer.Option(help="Where <SYMBOL>.csv is on this machine [default: the path the study recorded]")] = None,
 ) -> None:
     """Run the commit protocol for a study whose trials workers ran; the config is written on this machine."""
+    from orchestrator.dashboard import record_decision
     from orchestrator.study import commit_study, recorded_job
 
     settings = load_settings(dict(storage=storage, best_dir=best_dir))
-    decision = commit_study(recorded_job(study, settings, data_dir=data_dir, best_dir=settings.best_dir))
+    decision = commit_study(recorded_job(study, settings, data_dir=data_dir, best_dir=settings.best_dir), record_decision)
     out.print(decision.line if decision else f"NOT updating {study}: no trial completed", highlight=False)
     if decision is not None and decision.committed and not decision.earlier:
         out.print(f"wrote {decision.path}")

@@ -75,12 +75,9 @@ def record_decision(
     The artifacts are a forecast fan vs the actual closes (validation and test windows; candidate and incumbent) and
     the per-run MAEs of both on the confirm runs. They are study artifacts named after the candidate trial: Optuna 5
     refuses to attach anything to a finished trial (UpdateFinishedTrialError), and the best trial is finished.
-    A decision found in the history (`decision.earlier`) was recorded when it was made: nothing is added.
     """
     from optuna_dashboard import get_note, save_note
 
-    if decision.earlier:
-        return
     attrs = study.user_attrs
     run = int(attrs.get("eval_runs", 0))  # the first confirm run: the confirm runs follow the search runs
     naive = attrs.get("naive_mae") or {}
@@ -102,7 +99,8 @@ def record_decision(
 
 def write_report(storage_url: str, out: Path, artifact_dir: Path) -> Path:
     """Write one self-contained HTML page on every study in the storage (PNGs inlined, no external URLs)."""
-    from orchestrator.study import storage_label, summaries
+    from orchestrator.storage import storage_label
+    from orchestrator.study import summaries
 
     storage = _open_existing(storage_url)
     rows = summaries(storage_url, Settings())
@@ -121,7 +119,7 @@ def write_report(storage_url: str, out: Path, artifact_dir: Path) -> Path:
 
 def _open_existing(url: str) -> RDBStorage:
     """The storage at `url`; BadInput when it is not a URL or a SQLite file that does not exist (none is created)."""
-    from orchestrator.study import check_storage_url, open_storage, storage_exists, storage_label
+    from orchestrator.storage import check_storage_url, open_storage, storage_exists, storage_label
 
     check_storage_url(url)
     if not storage_exists(url):

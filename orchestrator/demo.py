@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from orchestrator.dashboard import record_decision
 from orchestrator.data import write_synthetic
 from orchestrator.models.base import ModelOptions
 from orchestrator.settings import Settings
@@ -26,7 +27,7 @@ def run_demo(console: Console, rounds: tuple[int, ...] = (30, 60)) -> None:
         for target in rounds:
             settings = Settings(data_dir=ROOT / "trainingdata", storage=storage, best_dir=ROOT / "best",
                                 artifact_dir=ROOT / "artifacts", trials=target, device="cpu")
-            outcome, _ = optimize(prepare("fhs", symbol, settings, ModelOptions(device="cpu")))
+            outcome, _ = optimize(prepare("fhs", symbol, settings, ModelOptions(device="cpu")), record=record_decision)
             c = outcome.counts
             console.print(
                 f"{outcome.study}: {c.finished} trials (pruned {c.pruned}), best {outcome.best_value:.5f}, "

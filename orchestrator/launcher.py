@@ -19,7 +19,9 @@ from rich.table import Table
 from orchestrator.errors import BadInput
 from orchestrator.models.base import create
 from orchestrator.settings import Settings
-from orchestrator.study import Job, counts, open_storage, recorded_job, setup, storage_exists, storage_label, work
+from orchestrator.dashboard import record_decision
+from orchestrator.storage import open_storage, storage_exists, storage_label
+from orchestrator.study import Job, counts, recorded_job, setup, work
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _worker_main(job: Job, worker: int, log: str, env: dict[str, str]) -> None:
         print(f"{job.name} worker {worker}: pid {os.getpid()}, "
               f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(not set)')}")
         try:
-            outcome = work(job, worker)
+            outcome = work(job, worker, record=record_decision)
             print(outcome.decision_line)
         except BadInput as exc:
             print(f"error: {exc}")

@@ -1,35 +1,32 @@
-"""Study lifecycle: naming, storage, comparability, sampler seeded from prior best configs, pruner, stop rules."""
+"""Study lifecycle: naming, comparability, setup and resume, the run loop and its stop rules, and the commit step."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
-import sqlalchemy
-from optuna.distributions import CategoricalDistribution
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
-from optuna.storages._rdb.models import TrialHeartbeatModel
+from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from orchestrator.commit import Decision, best_path, decide, read_config, transfer_configs
-from orchestrator.dashboard import record_decision
 from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, counted
+from orchestrator.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
 from orchestrator.settings import Settings, space_path
 from orchestrator.space import Space, load_space
+from orchestrator.storage import (
+    check_storage_url, fail_orphaned_trials, open_storage, storage_exists, storage_label,
+)
 
 COMPARABLE = ("model", "symbol", "data_sha256", "val_windows", "test_windows", "eval_runs", "space_hash", "seed")
 """Study user attrs that make trial values comparable: resuming with another value of any of them is refused."""
@@ -39,56 +36,6 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 def study_name(model: str, symbol: str) -> str:
     return f"{model}/{symbol}"
-
-
-def storage_label(url: str) -> str:
-    """The URL with any password masked: safe to print and to record."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable storage URL>"
-
-
-def check_storage_url(url: str) -> None:
-    """BadInput unless `url` is a SQLAlchemy URL (checked before anything is written)."""
-    try:
-        make_url(url)
-    except ArgumentError:
-        raise BadInput(
-            f"--storage {url!r}: not a database URL; use e.g. sqlite:///studies/optuna.db or "
-            "postgresql+psycopg://user@host/db"
-        ) from None
-
-
-def open_storage(url: str, settings: Settings) -> RDBStorage:
-    """Optuna RDB storage with heartbeat + retry of trials whose process died; SQLite in WAL with a 30 s timeout.
-
-    Creating the schema here, once, in the process that starts the work avoids the schema-creation race of
-    several workers on a fresh SQLite file.
-    """
-    check_storage_url(url)
-    parsed = make_url(url)
-    engine_kwargs: dict[str, Any]
-    try:
-        if parsed.get_backend_name() == "sqlite":
-            engine_kwargs = {"connect_args": {"timeout": 30}}
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-                with sqlite3.connect(parsed.database, timeout=30) as con:
-                    con.execute("PRAGMA journal_mode=WAL")
-        else:
-            engine_kwargs = {"pool_pre_ping": True}
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=settings.heartbeat_interval,
-            grace_period=settings.grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-        )
-    except (SQLAlchemyError, sqlite3.Error, OSError, ImportError) as exc:
-        reason = str(exc).splitlines()[0].replace(str(parsed.password or "\0"), "***")
-        hint = "pip install 'orchestrator[postgres]'" if isinstance(exc, ImportError) else "check the URL and access"
-        raise BadInput(f"--storage {storage_label(url)}: cannot open ({reason}); {hint}") from None
 
 
 def comparability(model: str, symbol: str, sha256: str, settings: Settings, space: Space) -> dict[str, Any]:
@@ -123,79 +70,6 @@ def archive(storage: RDBStorage, name: str) -> str:
     optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=archived)
     optuna.delete_study(study_name=name, storage=storage)
     return archived
-
-
-def archived_trials(storage: RDBStorage, name: str) -> list[FrozenTrial]:
-    """Complete trials of the newest archived study of `name` (an earlier study of the same model and symbol)."""
-    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(name + "@"))
-    if not names:
-        return []
-    return optuna.load_study(study_name=names[-1], storage=storage).get_trials(states=(TrialState.COMPLETE,))
-
-
-def make_sampler(
-    settings: Settings, space: Space, incumbent: Mapping[str, Any] | None, source: list[FrozenTrial], worker: int = 0
-) -> optuna.samplers.BaseSampler:
-    """TPE, or CMA-ES started at the incumbent's numeric params (or warm-started from `source` trials)."""
-    seed = settings.seed + worker  # each worker process of one study gets its own sampler seed
-    tpe = optuna.samplers.TPESampler(seed=seed, group=True)
-    if settings.sampler == "tpe":
-        return tpe
-    numeric = [p for p in space.params if not p.when and not isinstance(p.distribution, CategoricalDistribution)]
-    x0 = None
-    if incumbent is not None and all(p.name in incumbent for p in numeric):
-        x0 = {p.name: incumbent[p.name] for p in numeric}
-    sources = _numeric_only(source, {p.name for p in numeric})
-    sources = sources if len(sources) >= 10 else None  # WS-CMA-ES starts from the best 10%: it needs 10 or more
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # x0 is deprecated in Optuna 5 but still the way to start CMA
-        return optuna.samplers.CmaEsSampler(
-            x0=None if sources else x0, seed=seed, consider_pruned_trials=True, with_margin=True,
-            independent_sampler=tpe, warn_independent_sampling=False, source_trials=sources,
-        )
-
-
-def _numeric_only(trials: list[FrozenTrial], names: set[str]) -> list[FrozenTrial]:
-    """WS-CMA-ES needs source trials whose params are exactly the numeric search space."""
-    out = []
-    for t in trials:
-        if not names or not names <= set(t.params):
-            continue
-        out.append(optuna.create_trial(
-            params={n: t.params[n] for n in names}, distributions={n: t.distributions[n] for n in names},
-            value=t.value,
-        ))
-    return out
-
-
-def make_pruner(settings: Settings) -> optuna.pruners.BasePruner:
-    return optuna.pruners.MedianPruner(n_startup_trials=settings.pruner_startup_trials, n_warmup_steps=0)
-
-
-def enqueue_warm_starts(
-    study: optuna.Study,
-    space: Space,
-    incumbent: Mapping[str, Any] | None,
-    transfers: list[tuple[str, Mapping[str, Any]]],
-    max_transfer: int,
-) -> None:
-    """Enqueue the incumbent, then up to `max_transfer` distinct configs of other symbols.
-
-    Params are normalised to the space's native types so Optuna's duplicate check recognises them on resume.
-    Configs outside the space are skipped (they are still the incumbent at commit time).
-    """
-    queue: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    normal = space.normalize(incumbent) if incumbent is not None else None
-    if normal is not None:
-        queue.append((normal, {"warm_start": "incumbent"}))
-    for symbol, params in transfers:
-        if len(queue) - (normal is not None) >= max_transfer:
-            break
-        candidate = space.normalize(params)
-        if candidate is not None and all(candidate != q for q, _ in queue):
-            queue.append((candidate, {"warm_start": "transfer", "transfer_from": symbol}))
-    for params, attrs in queue:
-        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
 
 @dataclass(frozen=True)
@@ -240,31 +114,6 @@ class Patience:
         if self.since >= self.patience:
             self.triggered = True
             study.stop()
-
-
-def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage) -> None:
-    """Fail (and retry, through the storage's stale-trial callback) RUNNING trials whose process died before their
-    first heartbeat: Optuna's own stale check skips trials that never recorded one."""
-    grace = storage.grace_period or 2 * storage.heartbeat_interval
-    cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace)  # Optuna 5: naive UTC
-    old = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-           if t.datetime_start is not None and t.datetime_start < cutoff]
-    if not old:
-        return
-    with storage.engine.connect() as connection:
-        beating = set(connection.execute(
-            sqlalchemy.select(TrialHeartbeatModel.trial_id).where(
-                TrialHeartbeatModel.trial_id.in_([t._trial_id for t in old]))
-        ).scalars())
-    callback = storage.get_heartbeat_stale_trial_callback()
-    for t in old:
-        if t._trial_id in beating:
-            continue
-        try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL) and callback is not None:
-                callback(study, storage.get_trial(t._trial_id))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another process finished or failed it first
 
 
 def run_to_target(
@@ -380,9 +229,21 @@ class Outcome:
     decision_line: str
 
 
-def work(job: Job, worker: int = 0, commit: bool = True, forecaster: Forecaster | None = None) -> Outcome:
+RecordDecision = Callable[[optuna.Study, Decision, Evaluator, Path], None]
+"""Called with each new commit decision and the artifact dir: the dashboard's note and plots
+(`dashboard.record_decision`)."""
+
+
+def work(
+    job: Job,
+    worker: int = 0,
+    commit: bool = True,
+    forecaster: Forecaster | None = None,
+    record: RecordDecision | None = None,
+) -> Outcome:
     """Run trials of an existing study until its target, then (with `commit`) the commit protocol, once per best
-    trial. Several workers (processes, machines) may work on one study; each gets its own sampler seed.
+    trial; `record` is called with a new decision. Several workers (processes, machines) may work on one study;
+    each gets its own sampler seed.
     """
     settings = job.settings
     forecaster = forecaster or create(job.model, job.options)
@@ -399,7 +260,7 @@ def work(job: Job, worker: int = 0, commit: bool = True, forecaster: Forecaster 
     objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
     stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget)
     study.set_user_attr("model_info", forecaster.info())
-    decision = _decide(study, evaluator, job) if commit else None
+    decision = _decide(study, evaluator, job, record) if commit else None
     best = _best_number(study)
     line = decision.line if decision else f"NOT updating {job.name}: no trial completed"
     return Outcome(
@@ -410,13 +271,13 @@ def work(job: Job, worker: int = 0, commit: bool = True, forecaster: Forecaster 
     )
 
 
-def commit_study(job: Job) -> Decision | None:
+def commit_study(job: Job, record: RecordDecision | None = None) -> Decision | None:
     """The commit protocol for a study whose trials other processes or machines ran (`orchestrator commit`)."""
     storage = open_storage(job.settings.storage, job.settings)
     _check_stored(storage, job)
     study = optuna.load_study(study_name=job.name, storage=storage)
     evaluator = Evaluator(create(job.model, job.options), job.series, job.windows, job.settings.seed)
-    return _decide(study, evaluator, job)
+    return _decide(study, evaluator, job, record)
 
 
 def _check_stored(storage: RDBStorage, job: Job) -> None:
@@ -428,12 +289,12 @@ def _check_stored(storage: RDBStorage, job: Job) -> None:
     check_resumable(job.name, recorded, wanted, label)
 
 
-def _decide(study: optuna.Study, evaluator: Evaluator, job: Job) -> Decision | None:
+def _decide(study: optuna.Study, evaluator: Evaluator, job: Job, record: RecordDecision | None) -> Decision | None:
     settings = job.settings
     confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh runs, shared by both
     decision = decide(study, evaluator, job.series, settings.best_dir, confirm, storage_label(settings.storage))
-    if decision is not None:
-        record_decision(study, decision, evaluator, settings.artifact_dir)  # dashboard note + plots
+    if decision is not None and not decision.earlier and record is not None:
+        record(study, decision, evaluator, settings.artifact_dir)
     return decision
 
 
@@ -464,11 +325,11 @@ def raise_target(job: Job, target: int) -> None:
         study.set_user_attr("target", target)
 
 
-def optimize(job: Job, fresh: bool = False) -> tuple[Outcome, str | None]:
+def optimize(job: Job, fresh: bool = False, record: RecordDecision | None = None) -> tuple[Outcome, str | None]:
     """Set up (or resume) the study and work on it in this process; returns the outcome and any archived name."""
     forecaster = create(job.model, job.options)  # missing weights are bad input: refused before anything is written
     archived = setup(job, fresh)
-    return work(job, forecaster=forecaster), archived
+    return work(job, forecaster=forecaster, record=record), archived
 
 
 def _best_number(study: optuna.Study) -> int | None:
@@ -476,12 +337,6 @@ def _best_number(study: optuna.Study) -> int | None:
         return study.best_trial.number
     except ValueError:
         return None
-
-
-def storage_exists(url: str) -> bool:
-    """False for a SQLite file that does not exist yet (reading commands must not create it)."""
-    parsed = make_url(url)
-    return parsed.get_backend_name() != "sqlite" or not parsed.database or Path(parsed.database).exists()
 
 
 def summaries(url: str, settings: Settings) -> list[dict[str, Any]]:

@@ -23,7 +23,8 @@ from orchestrator.models.base import ModelOptions, create
 from orchestrator.objective import Objective, TrialGuard
 from orchestrator.settings import Settings
 from orchestrator.space import load_space
-from orchestrator.study import open_storage, prepare, run_to_target, setup
+from orchestrator.storage import open_storage
+from orchestrator.study import prepare, run_to_target, setup
 
 CHEAP_SPACE = """
 [context_length]

@@ -19,7 +19,7 @@ from orchestrator.models.base import ModelOptions, create
 from orchestrator.objective import Objective
 from orchestrator.settings import PACKAGE_CONFIGS, Settings
 from orchestrator.space import load_space
-from orchestrator.study import open_storage
+from orchestrator.storage import open_storage
 
 
 def per_trial(study: optuna.Study, objective, trials: int) -> float:

@@ -1,0 +1,89 @@
+"""Samplers seeded from prior best configs (TPE with warm-start trials, CMA-ES started at the incumbent or from an
+earlier study), and the pruner."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from orchestrator.settings import Settings
+from orchestrator.space import Space
+
+
+def archived_trials(storage: RDBStorage, name: str) -> list[FrozenTrial]:
+    """Complete trials of the newest archived study of `name` (an earlier study of the same model and symbol)."""
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(name + "@"))
+    if not names:
+        return []
+    return optuna.load_study(study_name=names[-1], storage=storage).get_trials(states=(TrialState.COMPLETE,))
+
+
+def make_sampler(
+    settings: Settings, space: Space, incumbent: Mapping[str, Any] | None, source: list[FrozenTrial], worker: int = 0
+) -> optuna.samplers.BaseSampler:
+    """TPE, or CMA-ES started at the incumbent's numeric params (or warm-started from `source` trials)."""
+    seed = settings.seed + worker  # each worker process of one study gets its own sampler seed
+    tpe = optuna.samplers.TPESampler(seed=seed, group=True)
+    if settings.sampler == "tpe":
+        return tpe
+    numeric = [p for p in space.params if not p.when and not isinstance(p.distribution, CategoricalDistribution)]
+    x0 = None
+    if incumbent is not None and all(p.name in incumbent for p in numeric):
+        x0 = {p.name: incumbent[p.name] for p in numeric}
+    sources = _numeric_only(source, {p.name for p in numeric})
+    sources = sources if len(sources) >= 10 else None  # WS-CMA-ES starts from the best 10%: it needs 10 or more
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # x0 is deprecated in Optuna 5 but still the way to start CMA
+        return optuna.samplers.CmaEsSampler(
+            x0=None if sources else x0, seed=seed, consider_pruned_trials=True, with_margin=True,
+            independent_sampler=tpe, warn_independent_sampling=False, source_trials=sources,
+        )
+
+
+def _numeric_only(trials: list[FrozenTrial], names: set[str]) -> list[FrozenTrial]:
+    """WS-CMA-ES needs source trials whose params are exactly the numeric search space."""
+    out = []
+    for t in trials:
+        if not names or not names <= set(t.params):
+            continue
+        out.append(optuna.create_trial(
+            params={n: t.params[n] for n in names}, distributions={n: t.distributions[n] for n in names},
+            value=t.value,
+        ))
+    return out
+
+
+def make_pruner(settings: Settings) -> optuna.pruners.BasePruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=settings.pruner_startup_trials, n_warmup_steps=0)
+
+
+def enqueue_warm_starts(
+    study: optuna.Study,
+    space: Space,
+    incumbent: Mapping[str, Any] | None,
+    transfers: list[tuple[str, Mapping[str, Any]]],
+    max_transfer: int,
+) -> None:
+    """Enqueue the incumbent, then up to `max_transfer` distinct configs of other symbols.
+
+    Params are normalised to the space's native types so Optuna's duplicate check recognises them on resume.
+    Configs outside the space are skipped (they are still the incumbent at commit time).
+    """
+    queue: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    normal = space.normalize(incumbent) if incumbent is not None else None
+    if normal is not None:
+        queue.append((normal, {"warm_start": "incumbent"}))
+    for symbol, params in transfers:
+        if len(queue) - (normal is not None) >= max_transfer:
+            break
+        candidate = space.normalize(params)
+        if candidate is not None and all(candidate != q for q, _ in queue):
+            queue.append((candidate, {"warm_start": "transfer", "transfer_from": symbol}))
+    for params, attrs in queue:
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)

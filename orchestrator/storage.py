@@ -1,0 +1,101 @@
+"""Study storage: URLs (checked, printed without passwords), opening (the SQLite recipe, PostgreSQL), and trials
+whose process died before their first heartbeat."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb.models import TrialHeartbeatModel
+from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from orchestrator.errors import BadInput
+from orchestrator.settings import Settings
+
+
+def storage_label(url: str) -> str:
+    """The URL with any password masked: safe to print and to record."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable storage URL>"
+
+
+def check_storage_url(url: str) -> None:
+    """BadInput unless `url` is a SQLAlchemy URL (checked before anything is written)."""
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise BadInput(
+            f"--storage {url!r}: not a database URL; use e.g. sqlite:///studies/optuna.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from None
+
+
+def open_storage(url: str, settings: Settings) -> RDBStorage:
+    """Optuna RDB storage with heartbeat + retry of trials whose process died; SQLite in WAL with a 30 s timeout.
+
+    Creating the schema here, once, in the process that starts the work avoids the schema-creation race of
+    several workers on a fresh SQLite file.
+    """
+    check_storage_url(url)
+    parsed = make_url(url)
+    engine_kwargs: dict[str, Any]
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            engine_kwargs = {"connect_args": {"timeout": 30}}
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                with sqlite3.connect(parsed.database, timeout=30) as con:
+                    con.execute("PRAGMA journal_mode=WAL")
+        else:
+            engine_kwargs = {"pool_pre_ping": True}
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=settings.heartbeat_interval,
+            grace_period=settings.grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+        )
+    except (SQLAlchemyError, sqlite3.Error, OSError, ImportError) as exc:
+        reason = str(exc).splitlines()[0].replace(str(parsed.password or "\0"), "***")
+        hint = "pip install 'orchestrator[postgres]'" if isinstance(exc, ImportError) else "check the URL and access"
+        raise BadInput(f"--storage {storage_label(url)}: cannot open ({reason}); {hint}") from None
+
+
+def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage) -> None:
+    """Fail (and retry, through the storage's stale-trial callback) RUNNING trials whose process died before their
+    first heartbeat: Optuna's own stale check skips trials that never recorded one."""
+    grace = storage.grace_period or 2 * storage.heartbeat_interval
+    cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace)  # Optuna 5: naive UTC
+    old = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if t.datetime_start is not None and t.datetime_start < cutoff]
+    if not old:
+        return
+    with storage.engine.connect() as connection:
+        beating = set(connection.execute(
+            sqlalchemy.select(TrialHeartbeatModel.trial_id).where(
+                TrialHeartbeatModel.trial_id.in_([t._trial_id for t in old]))
+        ).scalars())
+    callback = storage.get_heartbeat_stale_trial_callback()
+    for t in old:
+        if t._trial_id in beating:
+            continue
+        try:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL) and callback is not None:
+                callback(study, storage.get_trial(t._trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another process finished or failed it first
+
+
+def storage_exists(url: str) -> bool:
+    """False for a SQLite file that does not exist yet (reading commands must not create it)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() != "sqlite" or not parsed.database or Path(parsed.database).exists()
