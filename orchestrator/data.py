@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from orchestrator.errors import BadInput
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 ALL_COLUMNS = ("timestamp", *PRICE_COLUMNS, "volume")
+TIME_COLUMNS = ("date", "datetime", "time", "timestamp")
+MISSING = frozenset({"", ".", "nan", "null", "na", "n/a"})  # cells that mean "no value" (compared lowercased)
+EPOCH_MS = 1e11  # integer times from here up are epoch milliseconds (1e11 s would be the year 5138)
+EPOCH_MAX = 1e14  # ... and from here up they are not times at all (1e14 ms is the year 5138)
 _SYMBOL = re.compile(r"[A-Za-z0-9._-]+")
+_DAY_MONTH = re.compile(r"%[dm]([/.-])%[dm]")
 
 
 def check_symbol(symbol: str) -> str:
@@ -29,12 +36,18 @@ def check_symbol(symbol: str) -> str:
 
 @dataclass(frozen=True)
 class Series:
-    """One symbol's validated bars, oldest first; `frame` has a RangeIndex."""
+    """One symbol's validated bars, oldest first; `frame` has a RangeIndex.
+
+    `price` is the file's column read as close ("close", "adj_close" or another named column); `dropped` holds the
+    file line numbers of rows dropped for missing values (only with drop_missing).
+    """
 
     symbol: str
     path: Path
     frame: pd.DataFrame
     sha256: str
+    price: str = "close"
+    dropped: tuple[int, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -47,6 +60,14 @@ class Series:
     @property
     def close(self) -> np.ndarray:
         return self.frame["close"].to_numpy(dtype=np.float64)
+
+    @property
+    def dropped_note(self) -> str:
+        """One line on the rows dropped for missing values, '' when none."""
+        if not self.dropped:
+            return ""
+        lines = ", ".join(map(str, self.dropped[:5])) + (", ..." if len(self.dropped) > 5 else "")
+        return f"{self.path}: dropped {len(self.dropped)} row(s) with missing values (line {lines})"
 
 
 def csv_path(data_dir: Path, symbol: str) -> Path:
@@ -66,66 +87,208 @@ def file_sha256(path: Path) -> str:
 
 
 def load_series(
-    data_dir: Path, symbol: str, required: tuple[str, ...] = ("close",), optional: tuple[str, ...] = ()
+    data_dir: Path,
+    symbol: str,
+    required: tuple[str, ...] = ("close",),
+    optional: tuple[str, ...] = (),
+    price: str | None = None,
+    drop_missing: bool = False,
+    dayfirst: bool = False,
 ) -> Series:
     """Read `<data_dir>/<symbol>.csv` and validate the columns a model needs.
 
-    `required` columns must be present; `optional` ones are validated when present. Prices must be finite and > 0,
-    volume finite and >= 0, timestamps parseable, strictly increasing and unique.
+    Headers match in any case, with spaces / dashes read as '_'. The time column is the one named date, datetime,
+    time or timestamp. close is read from `price` when given, else from close, else from the only numeric column;
+    with price="adj_close", open / high / low are scaled by adj_close / close. `required` columns must be present;
+    `optional` ones are used when present. Missing cells (blank, '.', NaN, null, NA, N/A) are refused, or their rows
+    dropped with `drop_missing`. Prices must be finite and > 0, volume finite and >= 0, timestamps parseable (one
+    format per file; numeric day/month dates month-first unless `dayfirst`), strictly increasing and unique.
     """
     path = csv_path(data_dir, symbol)
     if not path.is_file():
         raise BadInput(f"{path}: no such file; put {symbol}'s bars there or pass --data-dir DIR")
+    raw, headers = _read_csv(path)
+    time = _time_column(path, headers)
+    source = _price_column(path, raw, headers, time, price)
+    others = [c for c in ALL_COLUMNS[1:] if c != "close" and (c in required or (c in optional and c in raw))]
+    scaled = [c for c in others if c in PRICE_COLUMNS] if source == "adj_close" else []
+    needed = [time, source, *others, *(["close"] if scaled else [])]
+    missing = [c for c in needed if c not in raw]
+    if missing:
+        raise BadInput(
+            f"{path}: missing column(s) {', '.join(missing)}; found headers {', '.join(headers.values())}; "
+            f"the header needs {', '.join(dict.fromkeys(needed))}"
+        )
+    raw, dropped = _missing_cells(path, raw, headers, [c for c in raw if c in needed], time, drop_missing)
+    if raw.empty:
+        left = f" left after dropping {len(dropped)} with missing values" if dropped else ""
+        raise BadInput(f"{path}: no rows{left}; add bars to the file")
+    frame = pd.DataFrame({"timestamp": _timestamps(path, raw[time], headers[time], dayfirst)})
+    values = {c: _numbers(path, raw[c], headers[c], volume=c == "volume" and c != source)
+              for c in dict.fromkeys(needed[1:])}
+    for column in ALL_COLUMNS[1:]:
+        if column == "close":
+            frame["close"] = values[source]
+        elif column in others:
+            factor = values["adj_close"] / values["close"] if column in scaled else 1.0
+            frame[column] = values[column] * factor
+    return Series(symbol=symbol, path=path, frame=frame.reset_index(drop=True), sha256=file_sha256(path),
+                  price=source, dropped=dropped)
+
+
+def canonical(header: str) -> str:
+    """A header as matched: lowercase, surrounding spaces stripped, inner spaces and dashes as '_'."""
+    return re.sub(r"[\s-]+", "_", str(header).strip().lower())
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The file's cells as text under canonical column names, and canonical name -> header as written."""
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); fix the file") from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
-    wanted = ("timestamp", *required)
-    missing = [c for c in wanted if c not in raw.columns]
-    if missing:
-        raise BadInput(
-            f"{path}: missing column(s) {', '.join(missing)}; the header needs {', '.join(wanted)}"
-        )
-    columns = [c for c in ALL_COLUMNS if c in wanted or (c in optional and c in raw.columns)]
-    frame = pd.DataFrame({"timestamp": _timestamps(path, raw["timestamp"])})
-    for column in columns[1:]:
-        frame[column] = _numbers(path, raw, column)
-    return Series(symbol=symbol, path=path, frame=frame, sha256=file_sha256(path))
+    headers: dict[str, str] = {}
+    for header in raw.columns:
+        name = canonical(header)
+        if name in headers:
+            raise BadInput(f"{path}: headers {headers[name]!r} and {str(header).strip()!r} both read as {name!r}; "
+                           "rename or remove one")
+        headers[name] = str(header).strip()
+    raw.columns = list(headers)
+    return raw, headers
 
 
-def _where(path: Path, row: int, column: str, value: object) -> str:
-    return f"{path}: line {row + 2}, column '{column}': value {value!r}"
+def _time_column(path: Path, headers: dict[str, str]) -> str:
+    """The one column named date, datetime, time or timestamp."""
+    found = [c for c in headers if c in TIME_COLUMNS]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        named = " and ".join(repr(headers[c]) for c in found)
+        raise BadInput(f"{path}: {len(found)} time columns, {named}; keep one, or rename the others")
+    raise BadInput(f"{path}: no time column; found headers {', '.join(headers.values())}; name the time column "
+                   f"{', '.join(TIME_COLUMNS[:-1])} or {TIME_COLUMNS[-1]} (any case)")
 
 
-def _timestamps(path: Path, text: pd.Series) -> pd.Series:
-    parsed = pd.to_datetime(text.str.strip(), utc=True, errors="coerce", format="mixed")
+def _price_column(path: Path, raw: pd.DataFrame, headers: dict[str, str], time: str, price: str | None) -> str:
+    """The column read as close: `price` when given, else close, else the file's only numeric column."""
+    found = ", ".join(headers.values())
+    if price is not None:
+        if canonical(price) not in raw:
+            raise BadInput(f"{path}: --price {price!r}: no such column; found headers {found}; pass one of them")
+        return canonical(price)
+    if "close" in raw:
+        return "close"
+    candidates = [c for c in raw if c != time and _numeric(raw[c])]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        hint = f"pass --price NAME to read one of {', '.join(headers[c] for c in candidates)} as the close"
+    else:
+        hint = "the header needs close, or a single numeric price column, or pass --price NAME"
+    raise BadInput(f"{path}: missing column(s) close; found headers {found}; {hint}")
+
+
+def _numeric(text: pd.Series) -> bool:
+    """Whether every present cell of a column is a number (and at least one is present)."""
+    present = text[~_is_missing(text)]
+    return not present.empty and bool(pd.to_numeric(present.str.strip(), errors="coerce").notna().all())
+
+
+def _is_missing(text: pd.Series) -> pd.Series:
+    return text.str.strip().str.lower().isin(MISSING)
+
+
+def _missing_cells(
+    path: Path, raw: pd.DataFrame, headers: dict[str, str], used: list[str], time: str, drop: bool
+) -> tuple[pd.DataFrame, tuple[int, ...]]:
+    """Refuse missing cells in the `used` columns, or with `drop` drop their rows (returning their line numbers)."""
+    missing = raw[used].apply(_is_missing)
+    rows = missing.any(axis=1).to_numpy()
+    if not rows.any():
+        return raw, ()
+    if drop:
+        return raw[~rows], tuple(int(i) + 2 for i in raw.index[rows])
+    row = int(np.flatnonzero(rows)[0])
+    column = used[int(np.flatnonzero(missing.iloc[row].to_numpy())[0])]
+    what = "date/time" if column == time else "finite number"
+    raise BadInput(f"{_where(path, raw[column], row, headers[column])} is not a {what} (a missing value); "
+                   "fill it or remove the row, or pass --drop-missing to drop such rows")
+
+
+def _where(path: Path, text: pd.Series, row: int, header: str) -> str:
+    """Where cell `row` (position) of a column is: the file line comes from the index, which is never reset."""
+    return f"{path}: line {int(text.index[row]) + 2}, column '{header}': value {text.iloc[row]!r}"
+
+
+def _time_format(first: str, dayfirst: bool) -> str | None:
+    """The format of a time column, from its first value: "epoch_s", "epoch_ms" or a strptime format.
+
+    Eight digits are YYYYMMDD, other integers epoch seconds or milliseconds by magnitude; numeric day/month dates
+    are month-first unless `dayfirst`. None when the value is no date/time.
+    """
+    if first.isascii() and first.isdigit():
+        return "%Y%m%d" if len(first) == 8 else "epoch_ms" if int(first) >= EPOCH_MS else "epoch_s"
+    with warnings.catch_warnings():  # pandas warns when its guess contradicts dayfirst; the order is fixed below
+        warnings.simplefilter("ignore", UserWarning)
+        fmt = guess_datetime_format(first)
+    order = _DAY_MONTH.match(fmt or "")
+    if order:
+        sep = order.group(1)
+        fmt = (f"%d{sep}%m" if dayfirst else f"%m{sep}%d") + fmt[order.end():]
+    return fmt
+
+
+def _parse_times(text: pd.Series, fmt: str) -> pd.Series:
+    """Times in format `fmt` as UTC; NaT where a value is not in that format."""
+    if not fmt.startswith("epoch"):
+        parsed = pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+        if "%S" in fmt:  # seconds with and without a fraction are one format (Python's isoformat writes both)
+            other = fmt.replace("%S.%f", "%S") if "%S.%f" in fmt else fmt.replace("%S", "%S.%f")
+            parsed = parsed.where(parsed.notna(), pd.to_datetime(text, format=other, utc=True, errors="coerce"))
+        return parsed
+    numbers = pd.to_numeric(text.where(text.str.fullmatch(r"\d+") & (text.str.len() != 8)), errors="coerce")
+    ms = fmt == "epoch_ms"
+    numbers = numbers.where(((numbers >= EPOCH_MS) == ms) & (numbers < EPOCH_MAX))
+    return pd.to_datetime(numbers, unit="ms" if ms else "s", utc=True, errors="coerce")
+
+
+def _timestamps(path: Path, text: pd.Series, header: str, dayfirst: bool) -> pd.Series:
+    """The time column as UTC timestamps: one format (that of the first row), strictly increasing."""
+    text = text.str.strip()
+    fmt = _time_format(text.iloc[0], dayfirst)
+    parsed = _parse_times(text, fmt) if fmt else pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if bad.size:
-        raise BadInput(f"{_where(path, bad[0], 'timestamp', text.iloc[bad[0]])} is not a date/time; fix or remove the row")
+        row = int(bad[0])
+        dates = ""
+        if _DAY_MONTH.match(fmt or ""):
+            dates = " (read day-first; leave out --dayfirst for month-first)" if dayfirst else \
+                " (read month-first; pass --dayfirst for day-first)"
+        if row:
+            problem = f"not a date/time like line {int(text.index[0]) + 2}'s {text.iloc[0]!r}{dates}; use one format"
+        else:
+            problem = (f"not a date/time{dates}; use ISO (2024-01-02, 2024-01-02 09:30:00-05:00), US (1/2/2024), "
+                       "YYYYMMDD or epoch seconds / milliseconds")
+        raise BadInput(f"{_where(path, text, row, header)} is {problem}; fix or remove the row")
     step = parsed.diff().dt.total_seconds().to_numpy()[1:]
     for problem, hits in (("duplicates the row before", step == 0), ("is earlier than the row before", step < 0)):
         where = np.flatnonzero(hits)
         if where.size:
-            row = where[0] + 1
-            raise BadInput(
-                f"{_where(path, row, 'timestamp', text.iloc[row])} {problem}; sort the rows by time and drop duplicates"
-            )
+            raise BadInput(f"{_where(path, text, int(where[0]) + 1, header)} {problem}; "
+                           "sort the rows by time and drop duplicates")
     return parsed
 
 
-def _numbers(path: Path, raw: pd.DataFrame, column: str) -> np.ndarray:
-    values = pd.to_numeric(raw[column].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+def _numbers(path: Path, text: pd.Series, header: str, volume: bool) -> np.ndarray:
+    """A column as floats: finite, and > 0 for prices or >= 0 for volume."""
+    values = pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
     checks = [(~np.isfinite(values), "is not a finite number")]
-    if column == "volume":
-        checks.append((values < 0, "is negative"))
-    else:
-        checks.append((values <= 0, "is not a positive price"))
+    checks.append((values < 0, "is negative") if volume else (values <= 0, "is not a positive price"))
     for bad, problem in checks:
         where = np.flatnonzero(bad)
         if where.size:
-            row = where[0]
-            raise BadInput(f"{_where(path, row, column, raw[column].iloc[row])} {problem}; fix or remove the row")
+            raise BadInput(f"{_where(path, text, int(where[0]), header)} {problem}; fix or remove the row")
     return values
 
 
