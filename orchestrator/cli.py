@@ -17,6 +17,7 @@ from rich.table import Table
 
 from orchestrator.commit import best_path, read_config
 from orchestrator.errors import BadInput
+from orchestrator.evidence import evidence_text
 from orchestrator.models.base import ModelOptions
 from orchestrator.settings import Settings, load_settings
 
@@ -58,8 +59,13 @@ TimeoutFactor = Annotated[Optional[float], typer.Option(help="Trial timeout: fac
 TimeoutMin = Annotated[Optional[float], typer.Option(help="Trial timeout: never below these seconds [default: 60]")]
 DataDir = Annotated[Optional[Path], typer.Option(help="Directory of <SYMBOL>.csv files [default: trainingdata]")]
 SpaceFile = Annotated[Optional[Path], typer.Option("--space", help="Search space TOML replacing configs/spaces/<model>.toml")]
-ValWindows = Annotated[Optional[int], typer.Option(help="Validation windows [default: 30]")]
-TestWindows = Annotated[Optional[int], typer.Option(help="Test windows, never used for selection [default: 20]")]
+ValWindows = Annotated[Optional[int], typer.Option(help="At most this many validation windows, as many as the data allow [default: 250]")]
+TestWindows = Annotated[Optional[int], typer.Option(help="Test windows, never used for selection [default: 60]")]
+CommitRule = Annotated[Optional[str], typer.Option(help="significant: commit only when the paired test is confident the candidate is better; any: any improvement [default: significant]")]
+MinConfidence = Annotated[Optional[float], typer.Option(help="Confidence the candidate is better, for --commit-rule significant [default: 0.95]")]
+Price = Annotated[Optional[str], typer.Option(help="The column used as close, e.g. adj_close [default: close, or the file's only price column]")]
+DropMissing = Annotated[Optional[bool], typer.Option("--drop-missing/--no-drop-missing", help="Drop rows with blank or '.' cells (recorded) instead of refusing the file [default: no]")]
+DayFirst = Annotated[Optional[bool], typer.Option("--dayfirst/--no-dayfirst", help="Dates with slashes are day-first (31/12/2024) [default: month-first]")]
 Device = Annotated[Optional[str], typer.Option(help="auto | cpu | cuda [default: auto]")]
 Weights = Annotated[Optional[str], typer.Option(help="Model weights: Hugging Face id or local directory")]
 Tokenizer = Annotated[Optional[str], typer.Option(help="Kronos tokenizer: Hugging Face id or local directory")]
@@ -78,16 +84,30 @@ def optimize(
     timeout_factor: TimeoutFactor = None, timeout_min_seconds: TimeoutMin = None, storage: Storage = None,
     data_dir: DataDir = None, best_dir: BestDir = None, space: SpaceFile = None, val_windows: ValWindows = None,
     test_windows: TestWindows = None, device: Device = None, weights: Weights = None, tokenizer: Tokenizer = None,
-    compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False,
+    compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False, commit_rule: CommitRule = None,
+    min_confidence: MinConfidence = None, price: Price = None, drop_missing: DropMissing = None,
+    dayfirst: DayFirst = None,
 ) -> None:
-    """Run (or resume) the study <model>/<SYMBOL> to its target, then commit its best config if it beats the incumbent."""
-    from orchestrator.dashboard import record_decision
-    from orchestrator.study import optimize as run, prepare
+    """Run (or resume) the study <model>/<SYMBOL> to its target, then commit its best config if it beats the incumbent.
 
-    settings = load_settings({k: v for k, v in locals().items() if k in Settings.model_fields})
+    A resumed study keeps the windows, runs, seed, data options and commit rule it was created with unless a flag
+    sets them (another value for a setting that changes trial values needs --fresh).
+    """
+    from orchestrator.dashboard import record_decision
+    from orchestrator.progress import StudyProgress
+    from orchestrator.study import optimize as run, prepare, resumed_settings
+
+    overrides = {k: v for k, v in locals().items() if k in Settings.model_fields}
+    settings = load_settings(overrides)
+    if not fresh:
+        settings = resumed_settings(model, symbol, settings, {k for k, v in overrides.items() if v is not None})
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
-    outcome, archived = run(prepare(model, symbol, settings, options, space), fresh=fresh, record=record_decision)
+    job = prepare(model, symbol, settings, options, space)
+    with StudyProgress(out, job) as progress:
+        outcome, archived = run(job, fresh=fresh, record=record_decision, callbacks=[progress])
     c = outcome.counts
+    for note in outcome.notes:
+        out.print(note, highlight=False)
     if archived:
         out.print(f"archived the previous study as {archived}")
     out.print(f"study {outcome.study}: {c.finished}/{settings.trials} finished trials (complete {c.complete}, "
@@ -113,17 +133,29 @@ def launch(
     timeout_factor: TimeoutFactor = None, timeout_min_seconds: TimeoutMin = None, storage: Storage = None,
     data_dir: DataDir = None, best_dir: BestDir = None, space: SpaceFile = None, val_windows: ValWindows = None,
     test_windows: TestWindows = None, device: Device = None, weights: Weights = None, tokenizer: Tokenizer = None,
-    compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False,
+    compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False, commit_rule: CommitRule = None,
+    min_confidence: MinConfidence = None, price: Price = None, drop_missing: DropMissing = None,
+    dayfirst: DayFirst = None,
 ) -> None:
-    """One study per (model, symbol), --workers at a time in separate processes, with a live view and a summary."""
+    """One study per (model, symbol), --workers at a time in separate processes, with a live view and a summary.
+
+    Each file's close is its `close` column, or --price, or its only numeric column. Resumed studies keep their
+    recorded settings unless a flag sets them, as with `optimize`.
+    """
     from orchestrator.data import symbols_in
     from orchestrator.launcher import launch as run
-    from orchestrator.study import prepare
+    from orchestrator.study import prepare, resumed_settings
 
-    settings = load_settings({k: v for k, v in locals().items() if k in Settings.model_fields})
+    overrides = {k: v for k, v in locals().items() if k in Settings.model_fields}
+    settings = load_settings(overrides)
+    explicit = {k for k, v in overrides.items() if v is not None}
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
     chosen = _split(symbols) if symbols else symbols_in(settings.data_dir)
-    jobs = [prepare(m, s, settings, options, space) for m in _split(models) for s in chosen]
+    jobs = [prepare(m, s, settings if fresh else resumed_settings(m, s, settings, explicit), options, space)
+            for m in _split(models) for s in chosen]
+    for job in jobs:
+        for note in job.notes:
+            out.print(note, highlight=False)
     rows = run(jobs, workers, jobs_per_study, out, Path("studies/logs"), fresh=fresh)
     _finish(rows, save_summary)
 
@@ -181,13 +213,18 @@ def commit(
     storage: Storage = None,
     best_dir: BestDir = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where <SYMBOL>.csv is on this machine [default: the path the study recorded]")] = None,
+    commit_rule: Annotated[Optional[str], typer.Option(help="significant | any [default: the study's rule]")] = None,
+    min_confidence: Annotated[Optional[float], typer.Option(help="For --commit-rule significant [default: the study's]")] = None,
 ) -> None:
     """Run the commit protocol for a study whose trials workers ran; the config is written on this machine."""
     from orchestrator.dashboard import record_decision
     from orchestrator.study import commit_study, recorded_job
 
-    settings = load_settings(dict(storage=storage, best_dir=best_dir))
-    decision = commit_study(recorded_job(study, settings, data_dir=data_dir, best_dir=settings.best_dir), record_decision)
+    settings = load_settings(dict(storage=storage, best_dir=best_dir, commit_rule=commit_rule,
+                                  min_confidence=min_confidence))
+    job = recorded_job(study, settings, data_dir=data_dir, best_dir=settings.best_dir, commit_rule=commit_rule,
+                       min_confidence=min_confidence)
+    decision = commit_study(job, record_decision)
     out.print(decision.line if decision else f"NOT updating {study}: no trial completed", highlight=False)
     if decision is not None and decision.committed and not decision.earlier:
         out.print(f"wrote {decision.path}")
@@ -223,7 +260,7 @@ def status(
     rows = summaries(settings.storage, settings)
     if as_json:
         keys = ("study", "model", "symbol", "complete", "pruned", "failed", "running", "target", "best_value",
-                "incumbent_value")
+                "incumbent_value", "naive_mae", "committed", "evidence", "beats_naive", "decision")
         print(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
         return
     if not rows:
@@ -231,13 +268,17 @@ def status(
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("study", no_wrap=True)
-    for header in ("done", "pruned", "failed", "running", "target", "best MAE", "incumbent", "naive", "committed"):
+    for header in ("done", "pruned", "failed", "running", "target", "best MAE", "incumbent", "naive", "committed",
+                   "evidence"):
         table.add_column(header, justify="right", no_wrap=True)
     fmt = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
     for r in rows:
+        committed = {True: "yes", False: "no", None: "-"}[r["committed"]]
+        if r["beats_naive"] is False:
+            committed += " (not better than naive)"
         table.add_row(r["study"], str(r["complete"] + r["pruned"] + r["failed"]), str(r["pruned"]), str(r["failed"]), str(r["running"]),
                       str(r["target"]), fmt(r["best_value"]), fmt(r["incumbent_value"]), fmt(r["naive_mae"]),
-                      {True: "yes", False: "no", None: "-"}[r["committed"]])
+                      committed, evidence_text(r["evidence"]))
     out.print(table)
 
 
@@ -265,7 +306,64 @@ def best(
             r = record[part]
             out.print(f"{part} MAE {r['mae']:.5f} ± {r['sem']:.5f} ({r['runs']} runs, {r['windows']} windows)")
     previous = record.get("previous")
-    out.print("previous: none" if not previous else f"previous MAE {previous['mae']:.5f}")
+    if not previous:
+        out.print("previous: none")
+    elif previous.get("mae") is None:
+        out.print(f"previous: {previous.get('error', 'not scored')}")
+    else:
+        out.print(f"previous MAE {previous['mae']:.5f}")
+    if record.get("decision_line"):
+        out.print(f"decision: {record['decision_line']}", highlight=False)
+
+
+@app.command()
+@exits_2_on_bad_input
+def scorecard(
+    best_dir: BestDir = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Where the <SYMBOL>.csv files are now [default: the paths the decisions recorded]")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per config, the same random draws for both")] = 16,
+    device: Device = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+) -> None:
+    """Score every past decision on the bars that arrived after it: did each commit (or rejection) pay off?"""
+    from orchestrator.scorecard import as_dict, scorecard as score, summarize
+
+    settings = load_settings(dict(best_dir=best_dir, device=device))
+    notes: list[str] = []
+    scores, problems = score(settings.best_dir, data_dir, runs, settings.device, notes.append)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    rows, summary = [as_dict(s) for s in scores], summarize(scores)
+    if as_json:
+        print(json.dumps({"decisions": rows, "summary": summary, "not_scored": notes, "problems": problems}, indent=2))
+    else:
+        for note in notes:
+            out.print(note, highlight=False)
+        _scorecard_tables(rows, summary)
+    if problems:
+        raise typer.Exit(2)
+
+
+def _scorecard_tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> None:
+    pct = lambda v: "-" if v is None else f"{v:+.2%}"  # noqa: E731
+    table = Table(title="decisions on the bars after them", title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("study", "decided", "decision", "bars", "old", "old MAE", "new MAE", "change ± se", "paid off"):
+        table.add_column(header, no_wrap=True)
+    for r in rows:
+        se = "" if r["se"] is None else f" ± {r['se']:.2%}"
+        table.add_row(r["study"], r["decided"], "commit" if r["committed"] else "kept incumbent", str(r["bars"]),
+                      r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se,
+                      "yes" if r["paid_off"] else "no")
+    out.print(table)
+    table = Table(title="chosen config vs the alternative (pooled bars; negative change: the decisions helped)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("model/symbol", "decisions", "paid off", "bars", "chosen MAE", "alternative MAE", "change ± se"):
+        table.add_column(header, no_wrap=True)
+    for r in summary:
+        se = "" if r["se"] is None else f" ± {r['se']:.2%}"
+        table.add_row(r["group"], str(r["decisions"]), str(r["paid_off"]), str(r["bars"]), f"{r['chosen_mae']:.5f}",
+                      f"{r['alternative_mae']:.5f}", pct(r["change"]) + se)
+    out.print(table)
 
 
 @app.command()

@@ -1,22 +1,26 @@
-"""Incumbent configs: read, confirm candidate vs incumbent on fresh runs, commit atomically under a lock, history."""
+"""Incumbent configs: read, confirm candidate vs incumbent with paired evidence, commit atomically under a lock,
+and the history of every decision."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from filelock import FileLock
 
 from orchestrator import __version__
-from orchestrator.data import Series, check_symbol
+from orchestrator.data import check_symbol
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import Evaluation, Evaluator
+from orchestrator.evaluation import Evaluator
+from orchestrator.evidence import Evidence, evidence_text, paired_evidence
 from orchestrator.models.base import ForecastError
 
 HISTORY = "history.jsonl"
@@ -62,6 +66,55 @@ def transfer_configs(best_dir: Path, model: str, symbol: str) -> list[tuple[str,
     return [(other, params) for _, other, params in sorted(found, key=lambda f: f[0], reverse=True)]
 
 
+def read_history(best_dir: Path) -> list[dict[str, Any]]:
+    """Every decision in `<best_dir>/history.jsonl`, oldest first. A line that is not a whole JSON object (the torn
+    tail of an append cut by a power loss) is skipped."""
+    try:
+        text = (Path(best_dir) / HISTORY).read_text()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def append_history(best_dir: Path, entry: dict[str, Any]) -> None:
+    """Append one decision under the history's own lock (one lock for every study of the best dir), fsynced.
+    After a torn tail the entry starts on a line of its own."""
+    path = Path(best_dir) / HISTORY
+    with FileLock(str(path) + ".lock"), open(path, "a+b") as history:
+        torn = False
+        if history.tell() > 0:
+            history.seek(-1, os.SEEK_END)
+            torn = history.read(1) != b"\n"
+        history.write((b"\n" if torn else b"") + json.dumps(entry, allow_nan=False).encode() + b"\n")
+        history.flush()
+        os.fsync(history.fileno())
+
+
+@dataclass(frozen=True)
+class CommitRule:
+    """`significant`: commit only when the paired one-sided test gives at least `min_confidence` that the candidate
+    is better; `any`: any positive improvement commits. Ties never commit."""
+
+    rule: str = "significant"
+    min_confidence: float = 0.95
+
+    def passes(self, evidence: Evidence) -> bool:
+        if evidence.improvement <= 0:
+            return False
+        return self.rule == "any" or evidence.confidence >= self.min_confidence
+
+    def describe(self) -> str:
+        return "any improvement" if self.rule == "any" else f"confidence >= {self.min_confidence:g}"
+
+
 @dataclass
 class Decision:
     study: str
@@ -71,8 +124,20 @@ class Decision:
     incumbent: dict[str, Any] | None
     path: str
     time: str
+    evidence: dict[str, Any] | None = None
+    rule: dict[str, Any] = field(default_factory=dict)
+    naive_mae: float | None = None
     note: str = ""
     earlier: bool = False  # found in the history: this trial was decided before, nothing was redone
+
+    @property
+    def beats_naive(self) -> bool | None:
+        """Whether the config in use after the decision beats the naive zero-return forecast (validation windows)."""
+        standing = self.candidate if self.committed else (self.incumbent or {})
+        mae = (standing.get("validation") or {}).get("mae")
+        if mae is None or self.naive_mae is None:
+            return None
+        return mae < self.naive_mae
 
     @property
     def line(self) -> str:
@@ -81,37 +146,54 @@ class Decision:
             return (f"NOT updating {self.study}: best trial {self.trial} is unchanged since its decision at "
                     f"{self.time} ({verdict})")
         new = self.candidate["validation"]["mae"]
+        old = ((self.incumbent or {}).get("validation") or {}).get("mae")
+        evidence = "" if self.evidence is None else evidence_text(self.evidence)
         if self.incumbent is None:
-            return f"UPDATING {self.study}: MAE {new:.5f} (no incumbent){self.note}"
-        old = self.incumbent["validation"]["mae"]
-        if self.committed:
-            change = f" ({(new - old) / old:+.2%})" if old == old and old not in (0, float("inf")) else ""
-            return f"UPDATING {self.study}: MAE {old:.5f} -> {new:.5f}{change}{self.note}"
-        return f"NOT updating {self.study}: candidate {new:.5f} >= incumbent {old:.5f}{self.note}"
+            text = f"UPDATING {self.study}: MAE {new:.5f} (no incumbent)"
+        elif old is None:
+            text = (f"UPDATING {self.study}: MAE {new:.5f} (the incumbent could not be scored: "
+                    f"{self.incumbent.get('error')}; replaced without a comparison)")
+        elif self.committed:
+            text = f"UPDATING {self.study}: MAE {old:.5f} -> {new:.5f} ({evidence})"
+        elif new < old:
+            text = (f"NOT updating {self.study}: candidate {new:.5f} < incumbent {old:.5f} but not significant "
+                    f"({evidence}; the rule needs {self.rule.get('describe', 'more evidence')})")
+        else:
+            text = f"NOT updating {self.study}: candidate {new:.5f} >= incumbent {old:.5f} ({evidence})"
+        if self.beats_naive is False:
+            which = "the committed config" if self.committed else "the incumbent"
+            text += (f"; WARNING: {which} does not beat the naive zero-return forecast "
+                     f"(MAE {self.naive_mae:.5f}): it is no better than a random walk")
+        return text + self.note
 
 
-def _scores(evaluator: Evaluator, params: dict[str, Any], runs: range) -> dict[str, Any]:
-    def part(e: Evaluation) -> dict[str, Any]:
-        return {"mae": e.mae, "sem": e.sem, "runs": len(e.run_maes), "windows": len(evaluator.windows.of(e.split)),
-                "run_maes": e.run_maes}
-
-    return {split: part(evaluator.evaluate(params, runs, split)) for split in ("validation", "test")}
+def _score(evaluator: Evaluator, params: dict[str, Any], runs: range) -> tuple[dict[str, Any], np.ndarray]:
+    """Validation and test MAEs (mean, standard error over runs, runs, windows) and the validation windows' errors."""
+    scores, errors = {}, None
+    for split in ("validation", "test"):
+        e = evaluator.evaluate(params, runs, split)
+        scores[split] = {"mae": e.mae, "sem": e.sem, "runs": len(e.run_maes), "windows": len(e.window_errors),
+                         "run_maes": e.run_maes}
+        errors = e.window_errors if split == "validation" else errors
+    return scores, errors
 
 
 def decide(
     study: optuna.Study,
     evaluator: Evaluator,
-    series: Series,
     best_dir: Path,
     confirm_runs: range,
     storage_label: str,
+    rule: CommitRule,
+    provenance: dict[str, Any],
 ) -> Decision | None:
     """Run the commit protocol for the study's best trial, once; None when no trial completed.
 
-    Candidate and incumbent are scored on the same fresh runs (`confirm_runs`, common random numbers); the candidate
-    is written iff its validation MAE is strictly lower. Everything after the candidate's scoring happens under the
-    file lock: the incumbent is re-read (another worker may have committed), and a decision already in the history
-    for this study and trial is returned as is (a rerun or a second worker never decides twice).
+    Candidate and incumbent are scored on the same fresh runs (`confirm_runs`, common random numbers) and compared
+    window by window (`paired_evidence`); `rule` decides. Everything after the candidate's scoring happens under the
+    config's file lock: the incumbent is re-read (another worker may have committed), and a decision already in the
+    history for this study and trial is returned as is (a rerun or a second worker never decides twice).
+    `provenance` (model options, data file and its reading options) goes into the history for the scorecard.
     """
     try:
         best = study.best_trial
@@ -120,78 +202,102 @@ def decide(
     model, symbol = study.user_attrs["model"], study.user_attrs["symbol"]
     path = best_path(best_dir, model, symbol)
     path.parent.mkdir(parents=True, exist_ok=True)
-    candidate = _scores(evaluator, best.params, confirm_runs)
+    candidate = _score(evaluator, best.params, confirm_runs)
     with FileLock(str(path) + ".lock"):
         uid = study.user_attrs.get("uid")
-        decision = _from_history(Path(best_dir) / HISTORY, uid, best.number)
+        decision = _from_history(best_dir, uid, best.number)
         if decision is None:
-            decision = _decide_locked(study, best, evaluator, series, path, candidate, confirm_runs, storage_label)
-            with open(Path(best_dir) / HISTORY, "a") as history:
-                entry = {**asdict(decision), "study_uid": uid, "params": best.params, "data_sha256": series.sha256}
-                history.write(json.dumps(entry) + "\n")
+            decision, incumbent_params = _decide_locked(study, best, evaluator, path, candidate, confirm_runs,
+                                                        storage_label, rule, provenance)
+            append_history(best_dir, {
+                **asdict(decision), "study_uid": uid, "model": model, "symbol": symbol, "params": best.params,
+                "incumbent_params": incumbent_params, "seed": study.user_attrs["seed"], **provenance,
+            })
         study.set_user_attr("decision", {
             "trial": decision.trial, "committed": decision.committed, "time": decision.time,
             "candidate_mae": decision.candidate["validation"]["mae"],
             "candidate_test_mae": decision.candidate["test"]["mae"],
-            "incumbent_mae": None if decision.incumbent is None else decision.incumbent["validation"]["mae"],
-            "line": decision.line,
+            "incumbent_mae": ((decision.incumbent or {}).get("validation") or {}).get("mae"),
+            "evidence": decision.evidence, "rule": decision.rule, "naive_mae": decision.naive_mae,
+            "beats_naive": decision.beats_naive, "line": decision.line,
         })
     return decision
 
 
-def _from_history(path: Path, study_uid: str | None, trial: int) -> Decision | None:
-    if study_uid is None or not path.exists():
+def _from_history(best_dir: Path, study_uid: str | None, trial: int) -> Decision | None:
+    if study_uid is None:
         return None
     fields = Decision.__dataclass_fields__
-    for line in path.read_text().splitlines():
-        entry = json.loads(line)
-        if (entry.get("study_uid"), entry["trial"]) == (study_uid, trial):
+    for entry in read_history(best_dir):
+        if (entry.get("study_uid"), entry.get("trial")) == (study_uid, trial):
             return Decision(**{**{k: v for k, v in entry.items() if k in fields}, "earlier": True})
     return None
 
 
-def _decide_locked(study, best, evaluator, series, path, candidate, confirm_runs, storage_label) -> Decision:
+def _decide_locked(study, best, evaluator, path, candidate, confirm_runs, storage_label, rule, provenance):
+    """(decision, the incumbent's params or None); writes the config when the candidate is committed."""
+    (scores, errors) = candidate
     record = read_config(path)
-    incumbent, note = None, ""
+    incumbent, evidence = None, None
     if record is not None:
         try:
-            incumbent = {"params": record["params"], **_scores(evaluator, record["params"], confirm_runs)}
+            incumbent_scores, incumbent_errors = _score(evaluator, record["params"], confirm_runs)
+            incumbent = {"params": record["params"], **incumbent_scores}
+            evidence = paired_evidence(errors, incumbent_errors)
         except (ForecastError, KeyError, ValueError, TypeError) as exc:
-            incumbent = {"params": record["params"], "validation": {"mae": float("inf")}, "error": str(exc)}
-            note = f" (incumbent could not be scored: {exc})"
-    committed = incumbent is None or candidate["validation"]["mae"] < incumbent["validation"]["mae"]
+            incumbent = {"params": record["params"], "validation": None, "error": str(exc) or type(exc).__name__}
+    committed = incumbent is None or evidence is None or rule.passes(evidence)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    naive = (study.user_attrs.get("naive_mae") or {}).get("validation")
+    decision = Decision(
+        study=study.study_name, trial=best.number, committed=committed, candidate=scores, incumbent=incumbent,
+        path=str(path), time=now, evidence=None if evidence is None else _finite(evidence.to_dict()),
+        rule={**asdict(rule), "describe": rule.describe()}, naive_mae=naive,
+    )
     if committed:
-        _write_atomic(path, _config_record(study, best, series, candidate, incumbent, storage_label, now))
-    return Decision(study=study.study_name, trial=best.number, committed=committed, candidate=candidate,
-                    incumbent=incumbent, path=str(path), time=now, note=note)
+        _write_atomic(path, _config_record(study, best, decision, storage_label, provenance, now))
+    return decision, None if record is None else record["params"]
 
 
-def _config_record(study, best, series, candidate, incumbent, storage_label, now) -> dict[str, Any]:
+def _config_record(study, best, decision: Decision, storage_label, provenance, now) -> dict[str, Any]:
     attrs = study.user_attrs
+    incumbent = decision.incumbent
+    previous = None
+    if incumbent is not None:
+        previous = {"mae": (incumbent.get("validation") or {}).get("mae"), "params": incumbent["params"]}
+        if "error" in incumbent:
+            previous["error"] = f"could not be scored ({incumbent['error']}); replaced without a comparison"
     return {
         "symbol": attrs["symbol"],
         "model": attrs["model"],
         "params": best.params,
-        "validation": candidate["validation"],
-        "test": candidate["test"],
-        "previous": None if incumbent is None else {"mae": incumbent["validation"]["mae"],
-                                                    "params": incumbent["params"]},
+        "validation": decision.candidate["validation"],
+        "test": decision.candidate["test"],
+        "previous": previous,
+        "evidence": decision.evidence,
+        "rule": decision.rule,
         "search": {"mae": best.value, "runs": attrs["eval_runs"]},
         "naive": attrs.get("naive_mae"),
-        "data": {"path": str(series.path), "sha256": series.sha256, "rows": series.rows,
-                 "last_timestamp": series.last_timestamp},
+        "beats_naive": decision.beats_naive,
+        "data": provenance["data"],
+        "options": provenance["options"],
         "study": {"name": study.study_name, "storage": storage_label, "trial": best.number, "seed": attrs["seed"]},
+        "decision_line": decision.line,
         "committed_at": now,
         "version": __version__,
     }
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """Infinite or NaN floats as None: strict JSON has no Infinity."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
 
 
 def _write_atomic(path: Path, record: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, default=str)
+            json.dump(record, f, indent=2, default=str, allow_nan=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())

@@ -22,6 +22,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
 from orchestrator.errors import BadInput
+from orchestrator.evidence import evidence_text
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
@@ -164,6 +165,14 @@ def _note(decision: Decision, params: dict[str, Any], naive: dict[str, float], r
         lines.append(f"| {split} MAE ({candidate[split]['windows']} windows) | {_fmt(candidate[split])} | "
                      f"{_fmt(incumbent.get(split))} | {naive_mae} |")
     lines.append(f"| runs | {runs} | {(incumbent.get('validation') or {}).get('runs', '-')} | |")
+    if decision.evidence:
+        e = decision.evidence
+        lines += ["", f"Paired evidence over {e['windows']} validation windows (Diebold-Mariano with the "
+                  f"Harvey-Leybourne-Newbold correction, one-sided): MAE change {evidence_text(e)}; confidence that "
+                  f"the candidate is better {e['confidence']:.1%}. Rule: {decision.rule.get('describe', '-')}."]
+    if decision.beats_naive is False:
+        lines += ["", f"**Warning:** the config in use does not beat the naive zero-return forecast "
+                  f"(validation MAE {decision.naive_mae:.5f}): it is no better than a random walk."]
     lines += ["", f"Candidate params: `{_params(params)}`", ""]
     if decision.incumbent is None:
         lines.append("Incumbent: none, so the candidate was committed.")
@@ -258,13 +267,16 @@ def _run_maes_figure(decision: Decision, naive: dict[str, float], run: int) -> F
 
 def _summary_table(rows: list[dict[str, Any]]) -> str:
     headers = ("study", "model", "symbol", "complete", "pruned", "failed", "target", "best validation MAE",
-               "naive MAE", "incumbent MAE", "committed")
+               "naive MAE", "incumbent MAE", "committed", "evidence (MAE change ± se, p, windows won)")
     num = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
     body = []
     for r in rows:
+        committed = {True: "yes", False: "no", None: "-"}[r["committed"]]
+        if r["beats_naive"] is False:
+            committed += " (not better than naive)"
         cells = (r["study"], r["model"], r["symbol"], r["complete"], r["pruned"], r["failed"], r["target"],
-                 num(r["best_value"]), num(r["naive_mae"]), num(r["incumbent_value"]),
-                 {True: "yes", False: "no", None: "-"}[r["committed"]])
+                 num(r["best_value"]), num(r["naive_mae"]), num(r["incumbent_value"]), committed,
+                 evidence_text(r["evidence"]))
         body.append("<tr>" + "".join(f"<td>{html.escape(str('-' if c is None else c))}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in headers)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -17,7 +17,7 @@ from orchestrator.errors import BadInput
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 ALL_COLUMNS = ("timestamp", *PRICE_COLUMNS, "volume")
-TIME_COLUMNS = ("date", "datetime", "time", "timestamp")
+TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "observation_date")  # the last: FRED downloads
 MISSING = frozenset({"", ".", "nan", "null", "na", "n/a"})  # cells that mean "no value" (compared lowercased)
 EPOCH_MS = 1e11  # integer times from here up are epoch milliseconds (1e11 s would be the year 5138)
 EPOCH_MAX = 1e14  # ... and from here up they are not times at all (1e14 ms is the year 5138)
@@ -60,6 +60,14 @@ class Series:
     @property
     def close(self) -> np.ndarray:
         return self.frame["close"].to_numpy(dtype=np.float64)
+
+    def bars_sha256(self, rows: int | None = None) -> str:
+        """Fingerprint of the first `rows` bars as read (times and values): unchanged when bars are only appended."""
+        frame = self.frame if rows is None else self.frame.iloc[:rows]
+        digest = hashlib.sha256(frame["timestamp"].to_numpy("datetime64[ns]").tobytes())
+        for column in frame.columns[1:]:
+            digest.update(column.encode() + frame[column].to_numpy(np.float64).tobytes())
+        return digest.hexdigest()
 
     @property
     def dropped_note(self) -> str:
@@ -292,6 +300,10 @@ def _numbers(path: Path, text: pd.Series, header: str, volume: bool) -> np.ndarr
     return values
 
 
+MIN_VALIDATION_WINDOWS = 30
+"""Data that leave fewer validation windows cannot tell configs apart and are refused (unless fewer are asked for)."""
+
+
 @dataclass(frozen=True)
 class Windows:
     """Indices of the scored bars: validation windows come before test windows."""
@@ -302,23 +314,29 @@ class Windows:
     def of(self, split: str) -> np.ndarray:
         return {"validation": self.validation, "test": self.test}[split]
 
+    def short(self, context: int) -> int:
+        """How many validation windows have fewer than `context` bars before them (they read the bars that exist)."""
+        return int(np.sum(self.validation < context))
 
-def make_windows(series: Series, val_windows: int, test_windows: int, max_context: int) -> Windows:
-    """The last `test_windows` bars are test targets, the `val_windows` before them validation targets.
 
-    Every window needs `max_context` bars strictly before its scored bar.
+def make_windows(series: Series, val_windows: int, test_windows: int, min_context: int) -> Windows:
+    """The last `test_windows` bars are test targets; before them come as many validation targets as the history
+    allows, at most `val_windows`, each with at least `min_context` bars before it.
     """
     if val_windows < 1 or test_windows < 1:
         raise BadInput(f"windows: --val-windows ({val_windows}) and --test-windows ({test_windows}) must be >= 1")
-    need = max_context + val_windows + test_windows
-    if series.rows < need:
+    available = series.rows - test_windows - min_context
+    needed = min(val_windows, MIN_VALIDATION_WINDOWS)
+    if available < needed:
         raise BadInput(
-            f"{series.path}: {series.rows} rows, but context {max_context} + {val_windows} validation + "
-            f"{test_windows} test windows need {need}; add history or lower the windows / the space's context"
+            f"{series.path}: {series.rows} rows leave {max(available, 0)} validation windows after {test_windows} test "
+            f"windows and the model's minimum context of {min_context} bars; {needed} are needed: add history "
+            f"({min_context + test_windows + needed} rows) or lower --test-windows"
         )
-    first = series.rows - test_windows - val_windows
+    count = min(val_windows, available)
+    first = series.rows - test_windows - count
     return Windows(
-        validation=np.arange(first, first + val_windows),
+        validation=np.arange(first, first + count),
         test=np.arange(series.rows - test_windows, series.rows),
     )
 

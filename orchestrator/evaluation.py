@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
@@ -70,15 +71,24 @@ def aggregate(samples: torch.Tensor, name: str) -> torch.Tensor:
     return ordered.clamp(min=low, max=high).mean(dim=1)
 
 
+def return_errors(predicted: np.ndarray, previous: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Per window |predicted return - actual return|, returns relative to the previous close."""
+    return np.abs((predicted - previous) / previous - (actual - previous) / previous)
+
+
 def return_mae(predicted: np.ndarray, previous: np.ndarray, actual: np.ndarray) -> float:
-    """Mean over windows of |predicted return - actual return|, returns relative to the previous close."""
-    return float(np.mean(np.abs((predicted - previous) / previous - (actual - previous) / previous)))
+    """Mean over windows of |predicted return - actual return|."""
+    return float(np.mean(return_errors(predicted, previous, actual)))
+
+
+def naive_errors(series: Series, ends: np.ndarray) -> np.ndarray:
+    """Per window error of predicting a zero return (the next close = the last one): the random-walk baseline."""
+    close = series.close
+    return return_errors(close[ends - 1], close[ends - 1], close[ends])
 
 
 def naive_mae(series: Series, ends: np.ndarray) -> float:
-    """MAE of predicting a zero return (the next close = the last one): the random-walk baseline."""
-    close = series.close
-    return return_mae(close[ends - 1], close[ends - 1], close[ends])
+    return float(np.mean(naive_errors(series, ends)))
 
 
 def run_seed(seed: int, run: int) -> int:
@@ -88,12 +98,14 @@ def run_seed(seed: int, run: int) -> int:
 
 @dataclass
 class Evaluation:
-    """MAE of each run of one config on one split."""
+    """MAE of each run of one config on one split, and each window's error averaged over the runs."""
 
     split: str
     runs: list[int]
     run_maes: list[float] = field(default_factory=list)
+    window_errors: np.ndarray | None = None
     seconds: float = 0.0
+    encode_seconds: float = 0.0
     cache_hit: bool = False
 
     @property
@@ -186,21 +198,31 @@ class Evaluator:
         runs: range,
         split: str = "validation",
         on_run: Callable[[int, float], None] | None = None,
+        limit: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
     ) -> Evaluation:
-        """MAE per run; `on_run(step, running mean)` is called after each run (pruning hooks in there)."""
+        """MAE per run; `on_run(step, running mean)` is called after each run (pruning hooks in there).
+
+        `limit` (a context manager factory, e.g. the trial timeout) bounds the runs but not the encode, whose first
+        call at a new shape also compiles.
+        """
         start = time.perf_counter()
         encoded, hit = self.encode(params, split)
-        result = Evaluation(split=split, runs=list(runs), cache_hit=hit)
+        result = Evaluation(split=split, runs=list(runs), cache_hit=hit, encode_seconds=time.perf_counter() - start)
         name = str(params.get("aggregate", "mean"))
-        for step, run in enumerate(runs):
-            samples = self._draw(encoded, params, run)
-            if not torch.isfinite(samples).all():
-                bad = int((~torch.isfinite(samples)).any(dim=1).sum())
-                raise ForecastError(f"{bad} of {samples.shape[0]} windows have NaN/inf samples (run {run})")
-            point = aggregate(samples, name).numpy()
-            result.run_maes.append(return_mae(point, self._previous[split], self._actual[split]))
-            if on_run is not None:
-                on_run(step, result.mae)
+        total = np.zeros(len(self.windows.of(split)))
+        with limit() if limit is not None else contextlib.nullcontext():
+            for step, run in enumerate(runs):
+                samples = self._draw(encoded, params, run)
+                if not torch.isfinite(samples).all():
+                    bad = int((~torch.isfinite(samples)).any(dim=1).sum())
+                    raise ForecastError(f"{bad} of {samples.shape[0]} windows have NaN/inf samples (run {run})")
+                point = aggregate(samples, name).numpy()
+                errors = return_errors(point, self._previous[split], self._actual[split])
+                total += errors
+                result.run_maes.append(float(np.mean(errors)))
+                if on_run is not None:
+                    on_run(step, result.mae)
+        result.window_errors = total / max(len(result.run_maes), 1)
         result.seconds = time.perf_counter() - start
         return result
 

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 from orchestrator.errors import BadInput
+from orchestrator.evidence import evidence_text
 from orchestrator.models.base import create
 from orchestrator.settings import Settings
 from orchestrator.dashboard import record_decision
@@ -51,10 +52,11 @@ def launch(
     schema creation races and Optuna's enqueue is not process-safe. Workers are spawned (CUDA-safe); with GPUs
     visible, each concurrent worker slot gets its own GPU through CUDA_VISIBLE_DEVICES.
     """
-    for model, options in {(job.model, job.options) for job in jobs}:
-        create(model, replace(options, device="cpu", compile=False))  # missing weights: refused before any write
+    forecasters = {(model, options): create(model, replace(options, device="cpu", compile=False))
+                   for model, options in {(job.model, job.options) for job in jobs}}  # bad weights: refused first
     for job in jobs:
-        setup(job, fresh)
+        setup(job, forecasters[job.model, job.options], fresh)
+    forecasters.clear()
     log_dir.mkdir(parents=True, exist_ok=True)
     runs = {job.name: StudyRun(job, jobs_per_study) for job in jobs}
     for row in _rows(runs):
@@ -167,6 +169,9 @@ def _rows(runs: dict[str, StudyRun]) -> list[dict[str, Any]]:
             "incumbent_mae": decision.get("incumbent_mae") if current else None,
             "naive_mae": (attrs.get("naive_mae") or {}).get("validation"),
             "committed": decision.get("committed") if current else None,
+            "evidence": decision.get("evidence") if current else None,
+            "beats_naive": decision.get("beats_naive") if current else None,
+            "decision": decision.get("line") if current else None,
             "seconds": None if run.started is None else round((run.ended or time.monotonic()) - run.started, 1),
             "new_trials": c.finished - run.baseline,
         })
@@ -175,19 +180,22 @@ def _rows(runs: dict[str, StudyRun]) -> list[dict[str, Any]]:
 
 def summary(runs: dict[str, StudyRun]) -> list[dict[str, Any]]:
     keys = ("model", "symbol", "status", "trials", "target", "validation_mae", "test_mae", "incumbent_mae",
-            "naive_mae", "committed", "seconds")
+            "naive_mae", "committed", "evidence", "beats_naive", "decision", "seconds")
     return [{k: row[k] for k in keys} for row in _rows(runs)]
 
 
 def summary_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="summary", title_justify="left")
-    for header in ("model", "symbol", "status", "trials", "validation MAE", "test MAE", "incumbent MAE", "committed",
-                   "time (s)"):
+    for header in ("model", "symbol", "status", "trials", "validation MAE", "test MAE", "incumbent MAE", "naive MAE",
+                   "committed", "evidence", "time (s)"):
         table.add_column(header, no_wrap=True)
     for r in rows:
+        committed = {True: "yes", False: "no", None: "-"}[r["committed"]]
+        if r["beats_naive"] is False:
+            committed += " (not better than naive)"
         table.add_row(r["model"], r["symbol"], r["status"], f"{r['trials']}/{r['target']}", _fmt(r["validation_mae"]),
-                      _fmt(r["test_mae"]), _fmt(r["incumbent_mae"]), {True: "yes", False: "no", None: "-"}[r["committed"]],
-                      "-" if r["seconds"] is None else f"{r['seconds']:.0f}")
+                      _fmt(r["test_mae"]), _fmt(r["incumbent_mae"]), _fmt(r["naive_mae"]), committed,
+                      evidence_text(r["evidence"]), "-" if r["seconds"] is None else f"{r['seconds']:.0f}")
     return table
 
 

@@ -48,8 +48,12 @@ class TrialGuard:
     timeout_min_seconds: float = 60.0
 
     def time_limit(self, trials: list[FrozenTrial]) -> float | None:
-        """factor x the percentile of earlier complete trials' durations (at least the minimum); None before 5."""
-        durations = [t.duration.total_seconds() for t in trials if t.state == TrialState.COMPLETE and t.duration]
+        """factor x the percentile of earlier complete trials' run times (at least the minimum); None before 5.
+
+        It bounds the runs of a trial, never its encode: a new context length or a first compile may take far
+        longer than the cache hits that make up most durations, and an encode that never finishes is never cached.
+        """
+        durations = [_run_seconds(t) for t in trials if t.state == TrialState.COMPLETE and t.duration]
         if len(durations) < 5:
             return None
         return max(self.timeout_min_seconds, self.timeout_factor * float(np.percentile(durations, self.timeout_percentile)))
@@ -58,10 +62,18 @@ class TrialGuard:
         return sum(1 for t in counted(trials) if t.number < trial.number) >= self.target
 
 
+def _run_seconds(trial: FrozenTrial) -> float:
+    """Seconds of a trial's runs (without its encode); the whole duration for trials that did not record them."""
+    if "seconds" in trial.user_attrs:
+        return float(trial.user_attrs["seconds"]) - float(trial.user_attrs.get("encode_seconds", 0.0))
+    return trial.duration.total_seconds()
+
+
 class Objective:
     """Mean validation MAE over `runs`; the running mean after run r is reported as step r (MedianPruner input).
 
-    A trial whose params equal a complete trial's reuses its value (same data, same seeds: same result).
+    A trial whose params equal a complete trial's reuses its value (same data, same seeds: same result), unless that
+    trial ran on another device or with another compile setting (their numerics differ slightly).
     """
 
     def __init__(self, space: Space, evaluator: Evaluator, runs: range, guard: TrialGuard | None = None) -> None:
@@ -76,23 +88,26 @@ class Objective:
             trial.set_user_attr("surplus", True)
             raise Surplus(f"the study reached its target of {self.guard.target} trials before trial {trial.number}")
         params = self.space.suggest(trial)
-        same = next((t for t in trials if t.state == TrialState.COMPLETE and t.params == params), None)
+        forecaster = self.evaluator.forecaster
+        here = {"device": str(forecaster.device), "compiled": forecaster.compiled}
+        same = next((t for t in trials if t.state == TrialState.COMPLETE and t.params == params
+                     and all(t.user_attrs.get(k) == v for k, v in here.items())), None)
         if same is not None:
             trial.set_user_attr("reused_from", same.number)
             return same.value
-        limit = self.guard.time_limit(trials) if self.guard is not None else None
+        seconds = self.guard.time_limit(trials) if self.guard is not None else None
         try:
-            with time_limit(limit):
-                result = self.evaluator.evaluate(params, self.runs, "validation", on_run=self._reporter(trial))
+            result = self.evaluator.evaluate(params, self.runs, "validation", on_run=self._reporter(trial),
+                                             limit=lambda: time_limit(seconds))
         except torch.OutOfMemoryError as exc:
             trial.set_user_attr("fail_reason", f"out of memory: {str(exc).splitlines()[0]}")
             raise ForecastError(str(exc)) from exc
         except (ForecastError, TrialTimeout) as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise
-        for key, value in (("run_maes", result.run_maes), ("std", result.std), ("sem", result.sem),
-                           ("seconds", result.seconds), ("cache_hit", result.cache_hit),
-                           ("device", str(self.evaluator.forecaster.device))):
+        for key, value in {"run_maes": result.run_maes, "std": result.std, "sem": result.sem,
+                           "seconds": result.seconds, "encode_seconds": result.encode_seconds,
+                           "cache_hit": result.cache_hit, **here}.items():
             trial.set_user_attr(key, value)
         return result.mae
 
@@ -115,8 +130,8 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         return
 
     def stop(signum, frame) -> None:
-        raise TrialTimeout(f"stopped after {seconds:.1f} s: longer than the timeout factor x the percentile of "
-                           "earlier trials' durations")
+        raise TrialTimeout(f"stopped after {seconds:.1f} s of runs: longer than the timeout factor x the percentile "
+                           "of earlier trials' run times (the encode is not limited)")
 
     previous = signal.signal(signal.SIGALRM, stop)
     signal.setitimer(signal.ITIMER_REAL, seconds)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -26,24 +26,38 @@ def archived_trials(storage: RDBStorage, name: str) -> list[FrozenTrial]:
 
 def make_sampler(
     settings: Settings, space: Space, incumbent: Mapping[str, Any] | None, source: list[FrozenTrial], worker: int = 0
-) -> optuna.samplers.BaseSampler:
-    """TPE, or CMA-ES started at the incumbent's numeric params (or warm-started from `source` trials)."""
+) -> tuple[optuna.samplers.BaseSampler, str | None]:
+    """TPE, or CMA-ES started at the incumbent's numeric params (clipped into the space) or warm-started from
+    `source` trials; with a note on how CMA-ES starts when the user should know."""
     seed = settings.seed + worker  # each worker process of one study gets its own sampler seed
     tpe = optuna.samplers.TPESampler(seed=seed, group=True)
     if settings.sampler == "tpe":
-        return tpe
+        return tpe, None
     numeric = [p for p in space.params if not p.when and not isinstance(p.distribution, CategoricalDistribution)]
-    x0 = None
-    if incumbent is not None and all(p.name in incumbent for p in numeric):
-        x0 = {p.name: incumbent[p.name] for p in numeric}
     sources = _numeric_only(source, {p.name for p in numeric})
     sources = sources if len(sources) >= 10 else None  # WS-CMA-ES starts from the best 10%: it needs 10 or more
+    x0, note = None, None
+    if not sources and incumbent is not None and all(p.name in incumbent for p in numeric):
+        x0 = {p.name: _clip(p.distribution, incumbent[p.name]) for p in numeric}
+        moved = [f"{p.name} {incumbent[p.name]} -> {x0[p.name]}" for p in numeric if x0[p.name] != incumbent[p.name]]
+        if moved:
+            note = f"CMA-ES starts from the incumbent clipped into the space: {', '.join(moved)}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # x0 is deprecated in Optuna 5 but still the way to start CMA
-        return optuna.samplers.CmaEsSampler(
-            x0=None if sources else x0, seed=seed, consider_pruned_trials=True, with_margin=True,
+        sampler = optuna.samplers.CmaEsSampler(
+            x0=x0, seed=seed, consider_pruned_trials=True, with_margin=True,
             independent_sampler=tpe, warn_independent_sampling=False, source_trials=sources,
         )
+    return sampler, note
+
+
+def _clip(distribution: optuna.distributions.BaseDistribution, value: Any) -> Any:
+    """The point of the distribution's range (and step grid) nearest to `value`."""
+    low, high, step = distribution.low, distribution.high, distribution.step
+    clipped = min(max(float(value), low), high)
+    if step is not None:
+        clipped = low + round((clipped - low) / step) * step
+    return int(round(clipped)) if isinstance(distribution, IntDistribution) else clipped
 
 
 def _numeric_only(trials: list[FrozenTrial], names: set[str]) -> list[FrozenTrial]:

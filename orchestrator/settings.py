@@ -24,10 +24,12 @@ class Settings(BaseModel):
     storage: str = "sqlite:///studies/optuna.db"
     best_dir: Path = Path("configs/best")
     artifact_dir: Path = Path("studies/artifacts")
-    val_windows: int = Field(30, ge=1)
-    test_windows: int = Field(20, ge=1)
+    val_windows: int = Field(250, ge=1, description="at most this many validation windows (as many as the data allow)")
+    test_windows: int = Field(60, ge=1)
     eval_runs: int = Field(3, ge=1)
     confirm_runs: int = Field(3, ge=1)
+    commit_rule: Literal["significant", "any"] = "significant"
+    min_confidence: float = Field(0.95, gt=0, lt=1, description="confidence the candidate is better (significant)")
     trials: int = Field(100, ge=1)
     sampler: Literal["tpe", "cmaes"] = "tpe"
     seed: int = Field(0, ge=0)
@@ -39,10 +41,20 @@ class Settings(BaseModel):
     transfer: bool = True
     max_transfer: int = Field(3, ge=0, description="committed configs of other symbols enqueued as warm starts")
     pruner_startup_trials: int = Field(5, ge=0)
+    price: str | None = Field(None, description="the column used as close (e.g. adj_close)")
+    drop_missing: bool = False
+    dayfirst: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cache_mb: int = Field(2048, ge=0, description="encode cache bound per process")
     heartbeat_interval: int = Field(5, ge=1)
     grace_period: int = Field(20, ge=2)
+
+
+STUDY_KEYS = ("val_windows", "test_windows", "eval_runs", "confirm_runs", "seed", "commit_rule", "min_confidence",
+              "price", "drop_missing", "dayfirst")
+"""Settings that belong to a study: a resumed study keeps its recorded values unless a flag sets them."""
+LEGACY = {"commit_rule": "any"}
+"""Values of study settings that studies recorded before the setting existed (their decisions used `any`)."""
 
 
 def load_settings(overrides: dict[str, Any], config: Path = CONFIG_FILE) -> Settings:

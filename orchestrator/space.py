@@ -62,6 +62,11 @@ class Space:
         dist = self.param(name).distribution
         return max(dist.choices) if isinstance(dist, CategoricalDistribution) else dist.high
 
+    def low(self, name: str) -> Any:
+        """Smallest value a param can take."""
+        dist = self.param(name).distribution
+        return min(dist.choices) if isinstance(dist, CategoricalDistribution) else dist.low
+
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for p in self.params:

@@ -4,7 +4,7 @@ whose process died before their first heartbeat."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,8 @@ def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage) -> None:
     """Fail (and retry, through the storage's stale-trial callback) RUNNING trials whose process died before their
     first heartbeat: Optuna's own stale check skips trials that never recorded one."""
     grace = storage.grace_period or 2 * storage.heartbeat_interval
-    cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace)  # Optuna 5: naive UTC
+    # Optuna 5 stores naive UTC but returns datetime_start as naive LOCAL time: compare with the local clock.
+    cutoff = datetime.now() - timedelta(seconds=grace)
     old = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
            if t.datetime_start is not None and t.datetime_start < cutoff]
     if not old:

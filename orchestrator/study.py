@@ -15,21 +15,24 @@ import optuna
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.commit import Decision, best_path, decide, read_config, transfer_configs
+from orchestrator.commit import CommitRule, Decision, best_path, decide, read_config, transfer_configs
 from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, counted
 from orchestrator.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
-from orchestrator.settings import Settings, space_path
+from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path
 from orchestrator.space import Space, load_space
 from orchestrator.storage import (
     check_storage_url, fail_orphaned_trials, open_storage, storage_exists, storage_label,
 )
 
-COMPARABLE = ("model", "symbol", "data_sha256", "val_windows", "test_windows", "eval_runs", "space_hash", "seed")
+COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "val_windows", "test_windows",
+              "eval_runs", "space_hash", "seed", "scoring_version", "weights")
 """Study user attrs that make trial values comparable: resuming with another value of any of them is refused."""
+LEGACY_ATTRS = {"price": "close", "drop_missing": False, "dayfirst": False, "scoring_version": 1}
+"""What studies made before an attr was recorded had; other attrs such a study lacks are not compared."""
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -38,11 +41,15 @@ def study_name(model: str, symbol: str) -> str:
     return f"{model}/{symbol}"
 
 
-def comparability(model: str, symbol: str, sha256: str, settings: Settings, space: Space) -> dict[str, Any]:
+def comparability(job: Job, forecaster: Forecaster) -> dict[str, Any]:
+    """The COMPARABLE attrs of this job; `val_windows` is the count of windows actually used."""
+    settings = job.settings
     return {
-        "model": model, "symbol": symbol, "data_sha256": sha256, "val_windows": settings.val_windows,
-        "test_windows": settings.test_windows, "eval_runs": settings.eval_runs, "space_hash": space.hash,
-        "seed": settings.seed,
+        "model": job.model, "symbol": job.symbol, "data_sha256": job.series.sha256, "price": job.series.price,
+        "drop_missing": settings.drop_missing, "dayfirst": settings.dayfirst,
+        "val_windows": len(job.windows.validation), "test_windows": len(job.windows.test),
+        "eval_runs": settings.eval_runs, "space_hash": job.space.hash, "seed": settings.seed,
+        "scoring_version": forecaster.scoring_version, "weights": forecaster.weights_id,
     }
 
 
@@ -56,9 +63,13 @@ def existing_attrs(storage: RDBStorage, name: str) -> dict[str, Any] | None:
 def check_resumable(name: str, recorded: Mapping[str, Any], wanted: Mapping[str, Any], label: str) -> None:
     """BadInput naming the first comparability attr that differs from the recorded study."""
     for key in COMPARABLE:
-        if recorded.get(key) != wanted[key]:
+        if key not in recorded and key not in LEGACY_ATTRS:
+            continue
+        before = recorded.get(key, LEGACY_ATTRS.get(key))
+        if before != wanted[key]:
+            why = " (this version of orchestrator scores the model differently)" if key == "scoring_version" else ""
             raise BadInput(
-                f"study {name} in {label}: {key} was {recorded.get(key)!r}, now {wanted[key]!r}, so trial values "
+                f"study {name} in {label}: {key} was {before!r}, now {wanted[key]!r}{why}, so trial values "
                 f"would not be comparable; rerun with the recorded setting, or pass --fresh to archive the old study "
                 f"and start a new one"
             )
@@ -94,11 +105,11 @@ def counts(study: optuna.Study) -> Counts:
 
 
 class Patience:
-    """Stops the study after `patience` finished trials without a new best value."""
+    """Stops the study after `patience` finished trials without a new best value, counted from the study's trials
+    (whichever worker ran them; surplus and retried trials do not count)."""
 
     def __init__(self, patience: int | None) -> None:
         self.patience = patience
-        self.since: int | None = None  # finished trials after the best one
         self.triggered = False
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -107,11 +118,8 @@ class Patience:
         best = _best_number(study)
         if best is None:
             return
-        if self.since is None:  # first call: count from the whole study, then incrementally
-            self.since = sum(1 for t in study.get_trials(deepcopy=False) if t.number > best and t.state.is_finished())
-        else:
-            self.since = 0 if trial.number == best else self.since + 1
-        if self.since >= self.patience:
+        since = sum(1 for t in counted(study.get_trials(deepcopy=False)) if t.number > best and t.state.is_finished())
+        if since >= self.patience:
             self.triggered = True
             study.stop()
 
@@ -124,6 +132,7 @@ def run_to_target(
     patience: int | None = None,
     budget: float | None = None,
     poll_seconds: float = 1.0,
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> str:
     """Run trials until the study holds `target` finished trials, or patience / the wall-clock budget stops it;
     returns why it stopped.
@@ -145,7 +154,7 @@ def run_to_target(
         if need > 0:
             timeout = None if deadline is None else deadline - time.monotonic()
             study.optimize(objective, n_trials=need, timeout=timeout, catch=TRIAL_FAILURES,
-                           callbacks=[stopper])
+                           callbacks=[stopper, *callbacks])
             continue
         if now.running == 0:
             return "target"
@@ -169,6 +178,21 @@ class Job:
     def name(self) -> str:
         return study_name(self.model, self.symbol)
 
+    @property
+    def short_windows(self) -> int:
+        """Validation windows with fewer bars before them than the space's longest context."""
+        return self.windows.short(int(self.space.high(forecaster_class(self.model).context_param)))
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know about the data: dropped rows, short early windows."""
+        notes = [self.series.dropped_note] if self.series.dropped else []
+        context = forecaster_class(self.model).context_param
+        if self.short_windows:
+            notes.append(f"{self.name}: {self.short_windows} of {len(self.windows.validation)} validation windows "
+                         f"have fewer than {self.space.high(context)} bars before them; they read the bars that exist")
+        return notes
+
 
 def prepare(
     model: str, symbol: str, settings: Settings, options: ModelOptions, space_file: Path | None = None
@@ -177,8 +201,12 @@ def prepare(
     check_symbol(symbol)
     cls = forecaster_class(model)
     space = load_space(space_path(model, space_file), cls.params, (cls.context_param, cls.samples_param))
-    series = load_series(settings.data_dir, symbol, cls.required_columns, cls.optional_columns)
-    windows = make_windows(series, settings.val_windows, settings.test_windows, int(space.high(cls.context_param)))
+    if space.low(cls.context_param) < cls.min_context:
+        raise BadInput(f"{space.path}: [{cls.context_param}] can be {space.low(cls.context_param)}, but {model} needs "
+                       f"at least {cls.min_context} bars of context; raise its lowest value")
+    series = load_series(settings.data_dir, symbol, cls.required_columns, cls.optional_columns,
+                         price=settings.price, drop_missing=settings.drop_missing, dayfirst=settings.dayfirst)
+    windows = make_windows(series, settings.val_windows, settings.test_windows, cls.min_context)
     path = best_path(settings.best_dir, model, symbol)
     incumbent = read_config(path)
     if incumbent is not None and (incumbent.get("model"), incumbent.get("symbol")) not in ((model, symbol), (None, None)):
@@ -188,13 +216,31 @@ def prepare(
     return Job(model, symbol, settings, options, space, series, windows, incumbent)
 
 
-def setup(job: Job, fresh: bool = False) -> str | None:
+def resumed_settings(model: str, symbol: str, settings: Settings, explicit: set[str]) -> Settings:
+    """`settings` with an existing study's recorded study settings (STUDY_KEYS) and target where no flag set them,
+    so a study resumes as it was created (an older study keeps its windows and its `any` rule)."""
+    check_storage_url(settings.storage)
+    if not storage_exists(settings.storage):
+        return settings
+    attrs = existing_attrs(open_storage(settings.storage, settings), study_name(model, symbol))
+    if not attrs or "settings" not in attrs:
+        return settings
+    values = settings.model_dump()
+    for key in STUDY_KEYS:
+        if key not in explicit:
+            values[key] = attrs["settings"].get(key, LEGACY.get(key, values[key]))
+    if "trials" not in explicit:
+        values["trials"] = attrs.get("target", values["trials"])
+    return Settings(**values)
+
+
+def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> str | None:
     """Create the study (or check that the stored one is comparable), record its settings and target, and enqueue
     the warm starts. Runs once per study in the process that starts the work (Optuna's enqueue is not process-safe).
     Returns the archived study's name when `fresh` replaced one."""
     settings = job.settings
     storage = open_storage(settings.storage, settings)
-    wanted = comparability(job.model, job.symbol, job.series.sha256, settings, job.space)
+    wanted = comparability(job, forecaster)
     recorded = existing_attrs(storage, job.name)
     if recorded is not None and "settings" not in recorded:
         recorded = None  # a setup that was interrupted: no worker ever ran on it, so set it up again
@@ -208,6 +254,7 @@ def setup(job: Job, fresh: bool = False) -> str | None:
         naive = {split: naive_mae(job.series, job.windows.of(split)) for split in ("validation", "test")}
         for key, value in {**wanted, "uid": uuid.uuid4().hex, "naive_mae": naive, "data_path": str(job.series.path.resolve()),
                            "space_path": str(job.space.path.resolve()), "confirm_runs": settings.confirm_runs,
+                           "short_windows": job.short_windows, "dropped_rows": list(job.series.dropped),
                            "options": asdict(job.options)}.items():
             study.set_user_attr(key, value)
         transfers = transfer_configs(settings.best_dir, job.model, job.symbol) if settings.transfer else []
@@ -227,11 +274,13 @@ class Outcome:
     naive_mae: float
     decision: Decision | None
     decision_line: str
+    notes: list[str]
 
 
 RecordDecision = Callable[[optuna.Study, Decision, Evaluator, Path], None]
 """Called with each new commit decision and the artifact dir: the dashboard's note and plots
 (`dashboard.record_decision`)."""
+Callback = Callable[[optuna.Study, FrozenTrial], None]
 
 
 def work(
@@ -240,25 +289,27 @@ def work(
     commit: bool = True,
     forecaster: Forecaster | None = None,
     record: RecordDecision | None = None,
+    callbacks: list[Callback] = (),
 ) -> Outcome:
     """Run trials of an existing study until its target, then (with `commit`) the commit protocol, once per best
-    trial; `record` is called with a new decision. Several workers (processes, machines) may work on one study;
-    each gets its own sampler seed.
+    trial; `record` is called with a new decision and `callbacks` after each trial of this process. Several workers
+    (processes, machines) may work on one study; each gets its own sampler seed.
     """
     settings = job.settings
     forecaster = forecaster or create(job.model, job.options)
     storage = open_storage(settings.storage, settings)
-    _check_stored(storage, job)
+    _check_stored(storage, job, forecaster)
     fresh_start = storage.get_n_trials(storage.get_study_id_from_name(job.name), TrialState.COMPLETE) == 0
     source = archived_trials(storage, job.name) if fresh_start and settings.sampler == "cmaes" else []
     incumbent = job.incumbent["params"] if job.incumbent else None
-    study = optuna.load_study(study_name=job.name, storage=storage, pruner=make_pruner(settings),
-                              sampler=make_sampler(settings, job.space, incumbent, source, worker))
+    sampler, sampler_note = make_sampler(settings, job.space, incumbent, source, worker)
+    study = optuna.load_study(study_name=job.name, storage=storage, pruner=make_pruner(settings), sampler=sampler)
     evaluator = Evaluator(forecaster, job.series, job.windows, settings.seed, EncodeCache(settings.cache_mb << 20))
     target = study.user_attrs["target"]
     guard = TrialGuard(target, settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
     objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
-    stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget)
+    stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget,
+                            callbacks=list(callbacks))
     study.set_user_attr("model_info", forecaster.info())
     decision = _decide(study, evaluator, job, record) if commit else None
     best = _best_number(study)
@@ -268,38 +319,48 @@ def work(
         best_value=study.best_value if best is not None else None,
         naive_mae=study.user_attrs["naive_mae"]["validation"], decision=decision,
         decision_line=line if commit else f"{job.name}: trials done; run `orchestrator commit` to decide",
+        notes=job.notes + ([sampler_note] if sampler_note else []),
     )
 
 
 def commit_study(job: Job, record: RecordDecision | None = None) -> Decision | None:
     """The commit protocol for a study whose trials other processes or machines ran (`orchestrator commit`)."""
     storage = open_storage(job.settings.storage, job.settings)
-    _check_stored(storage, job)
+    forecaster = create(job.model, job.options)
+    _check_stored(storage, job, forecaster)
     study = optuna.load_study(study_name=job.name, storage=storage)
-    evaluator = Evaluator(create(job.model, job.options), job.series, job.windows, job.settings.seed)
+    evaluator = Evaluator(forecaster, job.series, job.windows, job.settings.seed)
     return _decide(study, evaluator, job, record)
 
 
-def _check_stored(storage: RDBStorage, job: Job) -> None:
+def _check_stored(storage: RDBStorage, job: Job, forecaster: Forecaster) -> None:
     label = storage_label(job.settings.storage)
     recorded = existing_attrs(storage, job.name)
     if recorded is None:
         raise BadInput(f"study {job.name} is not in {label}; create it with `orchestrator optimize` or `launch`")
-    wanted = comparability(job.model, job.symbol, job.series.sha256, job.settings, job.space)
-    check_resumable(job.name, recorded, wanted, label)
+    check_resumable(job.name, recorded, comparability(job, forecaster), label)
 
 
 def _decide(study: optuna.Study, evaluator: Evaluator, job: Job, record: RecordDecision | None) -> Decision | None:
     settings = job.settings
     confirm = range(settings.eval_runs, settings.eval_runs + settings.confirm_runs)  # fresh runs, shared by both
-    decision = decide(study, evaluator, job.series, settings.best_dir, confirm, storage_label(settings.storage))
+    series, forecaster = job.series, evaluator.forecaster
+    provenance = {
+        "data": {"path": str(series.path.resolve()), "sha256": series.sha256, "rows": series.rows,
+                 "last_timestamp": series.last_timestamp, "bars_sha256": series.bars_sha256(), "price": series.price,
+                 "drop_missing": settings.drop_missing, "dayfirst": settings.dayfirst,
+                 "dropped_rows": len(series.dropped)},
+        "options": {**asdict(job.options), "weights_id": forecaster.weights_id},
+    }
+    rule = CommitRule(settings.commit_rule, settings.min_confidence)
+    decision = decide(study, evaluator, settings.best_dir, confirm, storage_label(settings.storage), rule, provenance)
     if decision is not None and not decision.earlier and record is not None:
         record(study, decision, evaluator, settings.artifact_dir)
     return decision
 
 
 def recorded_job(name: str, settings: Settings, **overrides: Any) -> Job:
-    """Rebuild a stored study's job from the settings, model options, data file and space it recorded.
+    """Rebuild a stored study's job from the settings, target, model options, data file and space it recorded.
 
     `settings.storage` says where the study is; `overrides` (e.g. data_dir, best_dir) replace recorded settings.
     """
@@ -309,7 +370,8 @@ def recorded_job(name: str, settings: Settings, **overrides: Any) -> Job:
         raise BadInput(f"study {name} is not in {storage_label(settings.storage)}; check --study and --storage")
     if "settings" not in attrs:
         raise BadInput(f"study {name} was never fully set up; run `orchestrator optimize` or `launch` for it again")
-    values = {**attrs["settings"], "storage": settings.storage, "data_dir": Path(attrs["data_path"]).parent}
+    values = {**LEGACY, **attrs["settings"], "storage": settings.storage, "data_dir": Path(attrs["data_path"]).parent,
+              "trials": attrs["target"]}  # the target, which `worker --trials` may have raised
     values.update({k: v for k, v in overrides.items() if v is not None})
     space_file = Path(attrs["space_path"])
     if not space_file.is_file():  # another machine: the same space here (its hash is checked)
@@ -325,11 +387,13 @@ def raise_target(job: Job, target: int) -> None:
         study.set_user_attr("target", target)
 
 
-def optimize(job: Job, fresh: bool = False, record: RecordDecision | None = None) -> tuple[Outcome, str | None]:
+def optimize(
+    job: Job, fresh: bool = False, record: RecordDecision | None = None, callbacks: list[Callback] = ()
+) -> tuple[Outcome, str | None]:
     """Set up (or resume) the study and work on it in this process; returns the outcome and any archived name."""
     forecaster = create(job.model, job.options)  # missing weights are bad input: refused before anything is written
-    archived = setup(job, fresh)
-    return work(job, forecaster=forecaster, record=record), archived
+    archived = setup(job, forecaster, fresh)
+    return work(job, forecaster=forecaster, record=record, callbacks=callbacks), archived
 
 
 def _best_number(study: optuna.Study) -> int | None:
@@ -361,6 +425,7 @@ def summaries(url: str, settings: Settings) -> list[dict[str, Any]]:
             "complete": c.complete, "pruned": c.pruned, "failed": c.failed, "running": c.running,
             "target": attrs.get("target"), "best_value": study.best_value if best is not None else None,
             "incumbent_value": incumbent, "naive_mae": (attrs.get("naive_mae") or {}).get("validation"),
-            "committed": decision.get("committed"),
+            "committed": decision.get("committed"), "evidence": decision.get("evidence"),
+            "beats_naive": decision.get("beats_naive"), "decision": decision.get("line"),
         })
     return rows

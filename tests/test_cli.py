@@ -17,7 +17,9 @@ def test_status_json_reports_every_study_from_the_storage(workdir: Path) -> None
     assert set(rows) == {"fhs/BTCUSD", "fhs/ETHUSD"}
     btc = rows["fhs/BTCUSD"]
     assert set(btc) == {"study", "model", "symbol", "complete", "pruned", "failed", "running", "target",
-                        "best_value", "incumbent_value"}
+                        "best_value", "incumbent_value", "naive_mae", "committed", "evidence", "beats_naive", "decision"}
+    assert btc["committed"] is True and btc["evidence"] is None  # nothing to compare with: committed
+    assert btc["beats_naive"] == (btc["best_value"] is not None and btc["decision"].find("WARNING") < 0)
     assert (btc["model"], btc["symbol"], btc["target"], btc["running"]) == ("fhs", "BTCUSD", 6, 0)
     assert btc["complete"] + btc["pruned"] + btc["failed"] == 6
     assert btc["incumbent_value"] is None  # no incumbent existed when its decision was made

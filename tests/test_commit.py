@@ -55,8 +55,8 @@ def test_first_study_commits_a_complete_record(workdir: Path) -> None:
                 "version"):
         assert key in record
     assert record["previous"] is None
-    assert {"mae", "sem", "runs", "windows"} <= set(record["validation"]) and record["validation"]["windows"] == 30
-    assert {"mae", "sem", "runs", "windows"} <= set(record["test"]) and record["test"]["windows"] == 20
+    assert {"mae", "sem", "runs", "windows"} <= set(record["validation"]) and record["validation"]["windows"] == 250
+    assert {"mae", "sem", "runs", "windows"} <= set(record["test"]) and record["test"]["windows"] == 60
     assert record["validation"]["runs"] == 3
     assert set(record["data"]) >= {"path", "sha256", "rows", "last_timestamp"} and record["data"]["rows"] == 700
     assert record["study"]["name"] == "fhs/BTCUSD" and record["study"]["storage"] == "sqlite:///studies/optuna.db"

@@ -79,7 +79,7 @@ def test_dashboard_serves_the_decision_note_and_plots(workdir: Path) -> None:
         assert {"run_maes", "sem"} <= attrs  # per-run MAEs and standard errors are shown per trial
         note = detail["note"]["body"]
         assert "UPDATING fhs/BTCUSD" in note and f"Candidate: trial {trial}" in note
-        assert re.search(r"\| validation MAE \(30 windows\) \| 0\.\d{5} ± \S+ \| - \| 0\.\d{5} \|", note), note
+        assert re.search(r"\| validation MAE \(250 windows\) \| 0\.\d{5} ± \S+ \| - \| 0\.\d{5} \|", note), note
         artifacts = {a["filename"]: a for a in detail["artifacts"]}
         assert set(artifacts) == {f"forecast_trial{trial}.png", f"run_maes_trial{trial}.png"}
         for artifact in artifacts.values():

@@ -67,7 +67,7 @@ def test_two_time_columns_are_refused_naming_both(tmp_path: Path) -> None:
 def test_no_time_column_lists_found_and_accepted_headers(tmp_path: Path) -> None:
     message = refusal(tmp_path, "Day,Close\n2024-01-02,1\n")
     assert "no time column; found headers Day, Close" in message
-    assert "date, datetime, time or timestamp" in message
+    assert "date, datetime, time, timestamp or observation_date" in message
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from conftest import cli, cli_subprocess
 from orchestrator.data import write_synthetic
-from orchestrator.models.base import ModelOptions
+from orchestrator.models.base import ModelOptions, create
 from orchestrator.objective import counted
 from orchestrator.settings import load_settings
 from orchestrator.study import prepare, setup, work
@@ -134,7 +134,7 @@ def test_two_processes_committing_the_same_symbol_are_serialised(workdir: Path) 
 def test_a_hanging_trial_is_stopped_and_the_study_goes_on(workdir: Path) -> None:
     settings = load_settings({"trials": 10, "timeout_min_seconds": 1.0, "timeout_factor": 2.0, "transfer": False})
     job = prepare("fhs", "BTCUSD", settings, ModelOptions(device="cpu"))
-    setup(job)
+    setup(job, create("fhs", job.options))
     study = optuna.load_study(study_name=job.name, storage=STORAGE)
     base = {"context_length": 64, "ewma_halflife": 10.0, "drift": False, "aggregate": "median"}
     for n in (64, 80, 96, 112, 128, 144):

@@ -8,10 +8,12 @@ network again.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -56,6 +58,10 @@ class Forecaster(ABC):
     required_columns: ClassVar[tuple[str, ...]] = ("close",)
     optional_columns: ClassVar[tuple[str, ...]] = ()
 
+    weights_id: str | None = None
+    """Fingerprint of the loaded weights (None for a model without weights): other weights, other trial values."""
+    compiled: bool = False
+
     def __init__(self, options: ModelOptions) -> None:
         self.options = options
         self.device = resolve_device(options.device)
@@ -92,6 +98,16 @@ def forecaster_class(name: str) -> type[Forecaster]:
 
 def create(name: str, options: ModelOptions) -> Forecaster:
     return forecaster_class(name)(options)
+
+
+def weights_fingerprint(*files: Path) -> str:
+    """sha256 (first 16 hex digits) of the weight files' contents: the same for a local copy and a hub snapshot."""
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def resolve_device(device: str) -> torch.device:

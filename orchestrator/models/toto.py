@@ -20,7 +20,7 @@ import torch
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
-from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions
+from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions, weights_fingerprint
 
 DEFAULT_WEIGHTS = "Datadog/Toto-Open-Base-1.0"
 WEIGHT_FILES = ("config.json", "model.safetensors")
@@ -47,7 +47,8 @@ class TotoForecaster(Forecaster):
     def __init__(self, options: ModelOptions) -> None:
         super().__init__(options)
         self.weights = options.weights or DEFAULT_WEIGHTS
-        self.backbone = _load_backbone(self.weights, self.device)
+        self.backbone, directory = _load_backbone(self.weights, self.device)
+        self.weights_id = weights_fingerprint(directory / "model.safetensors")
         self.compiled = options.compile if options.compile is not None else self.device.type == "cuda"
         self._next_step = _next_step_function(self.backbone)
         if self.compiled:
@@ -148,8 +149,8 @@ def _draw(encoded: Encoded, n: int, generator: torch.Generator) -> torch.Tensor:
     return encoded["scaler_loc"][:, None] + encoded["scaler_scale"][:, None] * base
 
 
-def _load_backbone(weights: str, device: torch.device) -> torch.nn.Module:
-    """Toto's backbone in eval mode on `device`, with every key of the checkpoint matched.
+def _load_backbone(weights: str, device: torch.device) -> tuple[torch.nn.Module, Path]:
+    """Toto's backbone in eval mode on `device`, with every key of the checkpoint matched, and its directory.
 
     `weights` is a directory with config.json and model.safetensors, or a Hugging Face id (the cache is used offline).
     """
@@ -169,7 +170,7 @@ def _load_backbone(weights: str, device: torch.device) -> torch.nn.Module:
             f"toto weights {weights!r}: {lines[0][:300]}; pass --weights DIR (a directory with config.json and "
             f"model.safetensors), or fill the Hugging Face cache (hf download {DEFAULT_WEIGHTS}) and set HF_HUB_OFFLINE=1"
         ) from None
-    return model.model.eval()
+    return model.model.eval(), directory
 
 
 def _weights_dir(weights: str) -> Path:

@@ -1,0 +1,167 @@
+"""Past decisions scored on the bars that arrived after them: the only honest check that a commit paid off.
+
+For each decision in `<best_dir>/history.jsonl` whose data file has grown, the two configs are scored on the new
+bars with the decision's own aggregation, many runs and common random numbers: for a commit, the committed config
+against the one it replaced (the naive zero-return forecast when there was none); for a rejection, the kept
+incumbent against the rejected candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.commit import read_history
+from orchestrator.data import Series, Windows, load_series
+from orchestrator.errors import BadInput
+from orchestrator.evaluation import Evaluator, naive_errors
+from orchestrator.evidence import paired_evidence
+from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
+
+NAIVE = "naive zero return"
+
+
+@dataclass
+class Score:
+    """One decision on the bars after it. `old`/`new`: for a commit the replaced and the committed config; for a
+    rejection the kept incumbent and the rejected candidate."""
+
+    study: str
+    model: str
+    symbol: str
+    decided: str
+    committed: bool
+    bars: int
+    old_mae: float
+    new_mae: float
+    old_errors: np.ndarray = field(repr=False)
+    new_errors: np.ndarray = field(repr=False)
+    old_label: str = "incumbent"
+
+    @property
+    def paid_off(self) -> bool:
+        """A commit paid off if the committed config did better; a rejection if the kept one did at least as well."""
+        return self.new_mae < self.old_mae if self.committed else self.old_mae <= self.new_mae
+
+    @property
+    def chosen_errors(self) -> np.ndarray:
+        return self.new_errors if self.committed else self.old_errors
+
+    @property
+    def other_errors(self) -> np.ndarray:
+        return self.old_errors if self.committed else self.new_errors
+
+
+def scorecard(
+    best_dir: Path, data_dir: Path | None, runs: int, device: str, report: Callable[[str], None]
+) -> tuple[list[Score], list[str]]:
+    """(scores of the decisions with new bars, problems): a problem is a decision whose data cannot be trusted or
+    read (a shrunk or rewritten file, other weights); `report` gets a line for each decision not scored."""
+    history = read_history(best_dir)
+    if not history:
+        raise BadInput(f"{Path(best_dir) / 'history.jsonl'}: no decisions yet; run `orchestrator optimize` first")
+    scores, problems = [], []
+    forecasters: dict[tuple[str, ModelOptions], Forecaster] = {}
+    for entry in history:
+        name = f"{entry.get('study')} decision at {entry.get('time')}"
+        if "data" not in entry or "incumbent_params" not in entry:
+            report(f"{name}: recorded by an older version without what the scorecard needs; not scored")
+            continue
+        try:
+            score = _score(entry, data_dir, runs, device, forecasters)
+        except (BadInput, ForecastError) as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        if score is None:
+            report(f"{name}: no bars after {entry['data']['last_timestamp']} yet")
+        else:
+            scores.append(score)
+    return scores, problems
+
+
+def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
+           forecasters: dict[tuple[str, ModelOptions], Forecaster]) -> Score | None:
+    data, model, symbol = entry["data"], entry["model"], entry["symbol"]
+    path = Path(data["path"]) if data_dir is None else Path(data_dir) / Path(data["path"]).name
+    cls = forecaster_class(model)
+    series = load_series(path.parent, symbol, cls.required_columns, cls.optional_columns, price=data["price"],
+                         drop_missing=data["drop_missing"], dayfirst=data["dayfirst"])
+    rows = _rows_then(series, data)
+    if rows == series.rows:
+        return None
+    options = entry["options"]
+    key = (model, ModelOptions(device=device, weights=options.get("weights"), tokenizer=options.get("tokenizer")))
+    if key not in forecasters:
+        forecasters[key] = create(*key)
+    forecaster = forecasters[key]
+    if forecaster.weights_id != options.get("weights_id"):
+        raise BadInput(f"the weights changed since the decision ({options.get('weights_id')} -> "
+                       f"{forecaster.weights_id}); pass the decision's weights to score it")
+    ends = np.arange(rows, series.rows)
+    evaluator = Evaluator(forecaster, series, Windows(validation=ends, test=ends), entry["seed"])
+
+    def errors(params: dict[str, Any] | None) -> np.ndarray:
+        if params is None:
+            return naive_errors(series, ends)
+        return evaluator.evaluate(params, range(runs), "validation").window_errors
+
+    old, new = errors(entry["incumbent_params"]), errors(entry["params"])
+    return Score(study=entry["study"], model=model, symbol=symbol, decided=entry["time"],
+                 committed=bool(entry["committed"]), bars=len(ends), old_mae=float(old.mean()),
+                 new_mae=float(new.mean()), old_errors=old, new_errors=new,
+                 old_label="incumbent" if entry["incumbent_params"] is not None else NAIVE)
+
+
+def _rows_then(series: Series, data: dict[str, Any]) -> int:
+    """How many of today's rows the file had at the decision; BadInput if those bars are not the same any more."""
+    last = pd.Timestamp(data["last_timestamp"])
+    rows = int(np.searchsorted(series.frame["timestamp"].to_numpy(), last.to_datetime64(), side="right"))
+    if rows < data["rows"]:
+        raise BadInput(f"{series.path}: shrunk: {rows} rows up to {data['last_timestamp']}, the decision saw "
+                       f"{data['rows']}; restore the file or pass --data-dir with the full history")
+    if series.bars_sha256(rows) != data["bars_sha256"]:
+        raise BadInput(f"{series.path}: rewritten or re-adjusted: the bars up to {data['last_timestamp']} differ from "
+                       "the ones the decision saw, so the configs cannot be compared on its later bars")
+    return rows
+
+
+def summarize(scores: list[Score]) -> list[dict[str, Any]]:
+    """One row per (model, symbol) and one overall: decisions, those that paid off, bars, and the chosen configs'
+    MAE against the alternatives' on the pooled new bars, with the change's standard error (paired, in % of the
+    alternatives' MAE; negative: the decisions helped)."""
+    groups: dict[str, list[Score]] = {}
+    for score in scores:
+        groups.setdefault(f"{score.model}/{score.symbol}", []).append(score)
+    if scores:
+        groups["overall"] = scores
+    rows = []
+    for name, group in groups.items():
+        chosen = np.concatenate([s.chosen_errors for s in group])
+        other = np.concatenate([s.other_errors for s in group])
+        evidence = paired_evidence(chosen, other) if len(chosen) >= 2 else None
+        rows.append({
+            "group": name, "decisions": len(group), "paid_off": sum(s.paid_off for s in group),
+            "bars": int(sum(s.bars for s in group)), "chosen_mae": float(chosen.mean()),
+            "alternative_mae": float(other.mean()),
+            "change": None if evidence is None else -evidence.improvement,
+            "se": None if evidence is None else evidence.se,
+        })
+    return rows
+
+
+def as_dict(score: Score) -> dict[str, Any]:
+    """A JSON row for one scored decision."""
+    change, se = None, None
+    if score.bars >= 2:
+        evidence = paired_evidence(score.new_errors, score.old_errors)
+        change, se = -evidence.improvement, evidence.se
+    return {
+        "study": score.study, "decided": score.decided, "committed": score.committed, "bars": score.bars,
+        "old": score.old_label, "old_mae": score.old_mae, "new_mae": score.new_mae, "change": change, "se": se,
+        "paid_off": score.paid_off,
+    }
