@@ -120,7 +120,7 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
 def _rows_then(series: Series, data: dict[str, Any]) -> int:
     """How many of today's rows the file had at the decision; BadInput if those bars are not the same any more."""
     last = pd.Timestamp(data["last_timestamp"])
-    rows = int(np.searchsorted(series.frame["timestamp"].to_numpy(), last.to_datetime64(), side="right"))
+    rows = int((series.frame["timestamp"] <= last).sum())  # timestamps are strictly increasing
     if rows < data["rows"]:
         raise BadInput(f"{series.path}: shrunk: {rows} rows up to {data['last_timestamp']}, the decision saw "
                        f"{data['rows']}; restore the file or pass --data-dir with the full history")

@@ -21,7 +21,6 @@ from orchestrator.models.base import Encoded, Forecaster, ModelOptions
 class FHSForecaster(Forecaster):
     name = "fhs"
     encode_params = frozenset()  # encode keeps every window's full history; context_length only slices it
-    scoring_version = 2  # 2: windows shorter than context_length read the bars they have (a new random stream)
     context_param = "context_length"
     min_context = 32
     samples_param = "num_samples"
@@ -52,13 +51,23 @@ class FHSForecaster(Forecaster):
         before = np.concatenate([start, var[:, :-1]], axis=1)  # the variance known before each return
         mu = np.nanmean(r, axis=1, keepdims=True)
         z = torch.from_numpy(np.nan_to_num((r - mu) / np.sqrt(before)))
-        count_t = torch.from_numpy(count)
-        u = torch.rand((z.shape[0], n), generator=generator, dtype=torch.float64)
-        index = (z.shape[1] - count_t) + (u * count_t).long().clamp_max(count_t - 1)  # uniform over real returns
-        draws = z.gather(1, index)
+        draws = z.gather(1, _bootstrap(count[:, 0], z.shape[1], n, generator))
         drift = torch.from_numpy(mu) if _truthy(params.get("drift", False)) else 0.0
         step = drift + torch.from_numpy(np.sqrt(var[:, -1:])) * draws
         return encoded["last_close"][:, None] * torch.exp(step)
+
+
+def _bootstrap(count: np.ndarray, width: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """[windows, n] indices drawn uniformly from each window's last `count` of `width` columns (its real returns).
+
+    When every window has all `width`, the draws are those of the first version (torch.randint), so values of
+    studies without short windows stay comparable across versions.
+    """
+    if (count == width).all():
+        return torch.randint(0, width, (len(count), n), generator=generator)
+    real = torch.from_numpy(count)[:, None]
+    u = torch.rand((len(count), n), generator=generator, dtype=torch.float64)
+    return (width - real) + (u * real).long().clamp_max(real - 1)
 
 
 def _truthy(value: Any) -> bool:
