@@ -26,7 +26,7 @@ class StudyProgress:
         self.live: Live | None = None
         self.start = time.monotonic()
         self.done_here = 0
-        self.logged_tenth = -1
+        self.logged_tenth = 0
 
     def __enter__(self) -> StudyProgress:
         if self.console.is_terminal:
