@@ -66,10 +66,11 @@ def overhead(root: Path, big: int) -> dict[str, float]:
     settings = Settings(data_dir=root / "data", storage=f"sqlite:///{root}/big.db", best_dir=root / "bestbig",
                         trials=big + 50, device="cpu")
     job = prepare("fhs", "AAA", settings, ModelOptions(device="cpu"), root / "space.toml")
-    setup(job)
+    forecaster = create("fhs", job.options)
+    setup(job, forecaster)
     storage = open_storage(settings.storage, settings)
     study = optuna.load_study(study_name=job.name, storage=storage, sampler=optuna.samplers.TPESampler(seed=0))
-    evaluator = Evaluator(create("fhs", job.options), job.series, job.windows, seed=0)
+    evaluator = Evaluator(forecaster, job.series, job.windows, seed=0)
     objective = Objective(load_space(root / "space.toml"), evaluator, range(3), TrialGuard(big + 50))
     scoring: list[float] = []
     evaluate = evaluator.evaluate
