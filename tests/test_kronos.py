@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,8 @@ from orchestrator.models.base import ForecastError, ModelOptions
 from orchestrator.models.kronos import KronosForecaster
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
+CLI_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+"""The CLI in a subprocess imports this checkout's package, whatever the environment has installed."""
 SMALL_SPACE_TOML = """
 [temperature]
 type = "float"
@@ -46,9 +50,9 @@ high = 32
 log = true
 [max_context]
 type = "int"
-low = 32
-high = 64
-step = 32
+low = 64
+high = 128
+step = 64
 [clip]
 type = "float"
 low = 2.0
@@ -275,7 +279,7 @@ def test_optimize_cli_end_to_end(weights, tmp_path):
          "--tokenizer", weights[1], "--symbol", "BTCUSD", "--data-dir", str(data),
          "--storage", "sqlite:///" + str(tmp_path / "optuna.db"), "--best-dir", str(best), "--trials", "6",
          "--eval-runs", "2", "--confirm-runs", "2", "--space", str(space)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr
     record = json.loads((best / "kronos" / "BTCUSD.json").read_text())
@@ -290,7 +294,7 @@ def test_optimize_cli_missing_weights_exits_2(weights, tmp_path):
         [sys.executable, "-m", "orchestrator", "optimize", "--model", "kronos", "--weights", str(tmp_path / "none"),
          "--tokenizer", weights[1], "--symbol", "BTCUSD", "--storage", "sqlite:///" + str(tmp_path / "optuna.db"),
          "--space", str(space), "--trials", "1"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=CLI_ENV, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 2
     assert "--weights DIR --tokenizer DIR" in run.stderr and len(run.stderr.strip().splitlines()) == 1
