@@ -17,11 +17,18 @@ from kronos_finance._vendor.kronos_model import Kronos, KronosPredictor, KronosT
 from kronos_finance._vendor.kronos_model import kronos as upstream
 from scipy.stats import chisquare
 
-from orchestrator.data import Contexts, Series, Windows, load_series, make_windows, write_synthetic
+from orchestrator.data import (
+    Contexts,
+    Series,
+    Windows,
+    load_series,
+    make_windows,
+    write_synthetic,
+)
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator
-from orchestrator.models.base import ForecastError, ModelOptions
 from orchestrator.models import kronos
+from orchestrator.models.base import ForecastError, ModelOptions
 from orchestrator.models.kronos import KronosForecaster
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -319,6 +326,27 @@ def test_draws_do_not_depend_on_earlier_trials_or_memo_room(forecaster, series, 
     for _ in range(2):
         assert torch.equal(forecaster.sample(cramped, 64, trial, torch.Generator().manual_seed(3)), fresh)
     assert int(cramped["s2_used"].max()) == 2 and int((cramped["decoded_key"] != kronos.NO_TOKEN).sum(1).max()) == 3
+
+
+def test_a_full_memo_keeps_the_latest_calls_rows_and_tokens(forecaster, series, monkeypatch):
+    monkeypatch.setattr(kronos, "MEMO_ROWS", 8)
+    monkeypatch.setattr(kronos, "MEMO_TOKENS", 8)
+    encoded = forecaster.encode(Contexts.of(series, np.array([150, 200])), {"max_context": 64, "clip": 2.0})
+    window, first, second = torch.arange(12) // 6, torch.arange(12) % 6, torch.arange(12) % 6 + 6
+    forecaster.s2_rows(encoded, window, first)
+    rows = forecaster.s2_rows(encoded, window, second)  # 6 new rows, 2 free slots: the window keeps these 6
+    forecaster.decode(encoded, first.view(2, 6), torch.zeros(2, 6, dtype=torch.long))
+    closes = forecaster.decode(encoded, second.view(2, 6), torch.ones(2, 6, dtype=torch.long))
+    assert encoded["s2_used"].tolist() == [6, 6]
+
+    def fail(*args):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(forecaster, "_s2_step", fail)
+    monkeypatch.setattr(forecaster, "_decode_step", fail)
+    again = forecaster.s2_rows(encoded, window, second)
+    assert torch.equal(again[0], rows[0]) and torch.equal(again[1], rows[1])
+    assert torch.equal(forecaster.decode(encoded, second.view(2, 6), torch.ones(2, 6, dtype=torch.long)), closes)
 
 
 def test_encode_bytes_are_fixed_at_encode(forecaster, series):

@@ -16,9 +16,10 @@ the tokenizer encoder, the trunk and the decoder are causal, so padding after th
 the dependency layer and the decoder step mask it out.
 
 Draws are exact samples of the package's distribution (logits / T, then top-k when top_k > 0, else top-p, with
-`top_k_top_p_filtering`'s semantics), by inverse CDF over each row sorted once: draw j of every window uses the j-th
-uniforms of the generator, so a larger sample_count extends the draws of a smaller one. Tokens tied in logit may be
-ordered differently from the package's sort at the top-p boundary, an equally valid tie-break.
+`top_k_top_p_filtering`'s semantics; up to float32 rounding, like the package's own torch.multinomial), by inverse
+CDF over each row sorted once: draw j of every window uses the j-th uniforms of the generator, so a larger
+sample_count extends the draws of a smaller one. Tokens tied in logit may be ordered differently from the package's
+sort at the top-p boundary, an equally valid tie-break.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from kronos_finance._vendor.kronos_model.module import RotaryPositionalEmbedding
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
-from orchestrator.models.base import Encoded, ForecastError, Forecaster, ModelOptions
+from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions
 
 DEFAULT_WEIGHTS = "NeoQuasar/Kronos-small"
 DEFAULT_TOKENIZER = "NeoQuasar/Kronos-Tokenizer-base"
@@ -52,11 +53,12 @@ last call padded), so each max_context compiles once, whatever the number of win
 STEP = 16
 """New s2 rows or new tokens per window computed in one step over a group of ENCODE_ROWS windows: a fixed shape, so
 a memoised value never depends on what else was drawn."""
-MEMO_ROWS = 256
-"""s2 rows memoised per window (sorted logits and their tokens: 6 KiB each at 1024 tokens); the first rows drawn are
-kept, later ones are recomputed with identical values."""
+MEMO_ROWS = 512
+"""s2 rows memoised per window (sorted logits and their tokens: 6 KiB each at 1024 tokens, half of the V1 rows).
+Rows are added until a call's new rows no longer fit; then the window keeps this call's rows only. A row that is
+not memoised is recomputed with identical values."""
 MEMO_TOKENS = 8192
-"""Decoded closes memoised per window (8 bytes each); the first ones decoded are kept."""
+"""Decoded closes memoised per window (8 bytes each), added and replaced like the s2 rows."""
 NO_TOKEN = torch.iinfo(torch.int32).max
 """Key of an empty decoded-memo entry (sorts last)."""
 
@@ -151,16 +153,15 @@ class KronosForecaster(Forecaster):
         """
         slot = encoded["s2_slot"][window, s1].long()
         known = slot >= 0
-        s2_sorted = encoded["s2_sorted"].new_empty((len(window), encoded["s2_sorted"].shape[2]))
-        s2_order = torch.empty_like(s2_sorted, dtype=encoded["s2_order"].dtype)
-        s2_sorted[known] = encoded["s2_sorted"][window[known], slot[known]]
-        s2_order[known] = encoded["s2_order"][window[known], slot[known]]
+        memo_row = window * encoded["s2_sorted"].shape[1] + slot.clamp(min=0)  # rows not memoised are overwritten
+        s2_sorted = encoded["s2_sorted"].flatten(0, 1).index_select(0, memo_row)
+        s2_order = encoded["s2_order"].flatten(0, 1).index_select(0, memo_row)
         if not known.all():
             new = (~known).nonzero().squeeze(1)
             logits = self._in_steps(encoded, window[new], s1[new], self._s2_step)
             values, order = logits.sort(dim=1, descending=True, stable=True)
             s2_sorted[new], s2_order[new] = values, order.to(s2_order.dtype)
-            self._remember_rows(encoded, window[new], s1[new], values, order.to(s2_order.dtype))
+            self._remember_rows(encoded, window, s1, s2_sorted, s2_order, known)
         return s2_sorted, s2_order
 
     def decode(self, encoded: Encoded, s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
@@ -172,12 +173,14 @@ class KronosForecaster(Forecaster):
         known = keys.gather(1, where) == code
         out = values.gather(1, where)
         if not known.all():
-            window = torch.arange(code.shape[0], device=code.device)[:, None].expand_as(code)[~known]
             vocab = encoded["s2_slot"].shape[1] * v2
-            new, index = torch.unique(window * vocab + code[~known], return_inverse=True)
-            decoded = self._in_steps(encoded, new // vocab, new % vocab, self._decode_step)
-            out[~known] = decoded[index]
-            self._remember_decoded(encoded, new // vocab, (new % vocab).to(keys.dtype), decoded)
+            window = torch.arange(code.shape[0], device=code.device)[:, None].expand_as(code)
+            new, index = torch.unique(window[~known] * vocab + code[~known], return_inverse=True)
+            out[~known] = self._in_steps(encoded, new // vocab, new % vocab, self._decode_step)[index]
+            drawn, index = torch.unique(window * vocab + code, return_inverse=True)
+            value = out.new_empty(len(drawn)).scatter_(0, index.flatten(), out.flatten())
+            drawn_known = torch.ones_like(drawn, dtype=torch.bool).scatter_(0, index.flatten(), known.flatten())
+            self._remember_decoded(encoded, drawn // vocab, (drawn % vocab).to(keys.dtype), value, drawn_known)
         return out * encoded["close_scale"][:, None] + encoded["close_mean"][:, None]
 
     def _in_steps(self, encoded: Encoded, window: torch.Tensor, item: torch.Tensor,
@@ -245,27 +248,36 @@ class KronosForecaster(Forecaster):
         return self.tokenizer.head(z)[..., CLOSE]
 
     def _remember_rows(self, encoded: Encoded, window: torch.Tensor, s1: torch.Tensor, values: torch.Tensor,
-                       order: torch.Tensor) -> None:
-        """Memoise new s2 rows (windows ascending) in the free slots of their window; the rest are dropped."""
-        used = encoded["s2_used"]
+                       order: torch.Tensor, known: torch.Tensor) -> None:
+        """Memoise a call's s2 rows (windows ascending; `known`: already memoised). A window whose new rows do not
+        fit in its free slots is emptied first and keeps this call's rows, as many as fit."""
+        used, capacity = encoded["s2_used"], encoded["s2_sorted"].shape[1]
+        fresh = used + torch.bincount(window[~known], minlength=used.shape[0]) > capacity
+        encoded["s2_slot"][fresh] = -1
+        used[fresh] = 0
+        add = ~known | fresh[window]
+        window, s1, values, order = window[add], s1[add], values[add], order[add]
         count = torch.bincount(window, minlength=used.shape[0])
         slot = used[window] + torch.arange(len(window), device=window.device) - (torch.cumsum(count, 0) - count)[window]
-        keep = slot < encoded["s2_sorted"].shape[1]
+        keep = slot < capacity
         window, s1, slot = window[keep], s1[keep], slot[keep]
         encoded["s2_sorted"][window, slot] = values[keep]
         encoded["s2_order"][window, slot] = order[keep]
         encoded["s2_slot"][window, s1] = slot.to(torch.int32)
         used += torch.bincount(window, minlength=used.shape[0])
 
-    def _remember_decoded(self, encoded: Encoded, window: torch.Tensor, code: torch.Tensor,
-                          value: torch.Tensor) -> None:
-        """Memoise new decoded closes (windows ascending) while their window has room, keeping keys ascending."""
+    def _remember_decoded(self, encoded: Encoded, window: torch.Tensor, code: torch.Tensor, value: torch.Tensor,
+                          known: torch.Tensor) -> None:
+        """Memoise a call's decoded closes (windows ascending; `known`: already memoised), keys kept ascending. A
+        window whose new tokens do not fit is emptied first and keeps this call's tokens, as many as fit."""
         keys, values = encoded["decoded_key"], encoded["decoded_value"]
+        fresh = torch.bincount(window[~known], minlength=keys.shape[0]) > (keys == NO_TOKEN).sum(dim=1)
+        keys[fresh] = NO_TOKEN
+        add = ~known | fresh[window]
+        window, code, value = window[add], code[add], value[add]
         count = torch.bincount(window, minlength=keys.shape[0])
         rank = torch.arange(len(window), device=window.device) - (torch.cumsum(count, 0) - count)[window]
         keep = rank < (keys == NO_TOKEN).sum(dim=1)[window]
-        if not keep.any():
-            return
         touched, row = torch.unique(window[keep], return_inverse=True)
         new_keys = keys.new_full((len(touched), int(rank[keep].max()) + 1), NO_TOKEN)
         new_keys[row, rank[keep]] = code[keep]
@@ -404,7 +416,7 @@ def _draw(sorted_logits: torch.Tensor, row: torch.Tensor, uniform: torch.Tensor,
     probs = torch.softmax(x, dim=-1)
     cdf = probs.cumsum(dim=1)
     last = _kept(x, cdf, int(params.get("top_k", 0)), float(params.get("top_p", 1.0)))[row] - 1
-    total = cdf[row, last]
+    total = cdf.flatten()[row * cdf.shape[1] + last]
     target = torch.minimum(uniform * total, torch.nextafter(total, torch.zeros_like(total)))
     return _first_above(cdf, row, target, last)
 
@@ -418,16 +430,18 @@ def _kept(x: torch.Tensor, cdf: torch.Tensor, top_k: int, top_p: float) -> torch
     if top_k > 0:  # the package keeps every token >= the k-th largest, ties included
         return (x >= x[:, min(top_k, width) - 1, None]).sum(dim=1)
     if top_p < 1.0:  # token i is kept when the tokens before it hold <= top_p; the first is always kept
-        return ((cdf <= top_p).sum(dim=1) + 1).clamp(max=width)
+        below = torch.searchsorted(cdf, cdf.new_full((cdf.shape[0], 1), top_p), right=True)[:, 0]
+        return (below + 1).clamp(max=width)
     return torch.full((x.shape[0],), width, device=x.device)
 
 
 def _first_above(cdf: torch.Tensor, row: torch.Tensor, target: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """Per draw, the first position p <= last with cdf[row, p] > target (binary search; cdf[row, last] > target)."""
+    flat, base = cdf.flatten(), row * cdf.shape[1]
     lo, hi = torch.zeros_like(last), last
     for _ in range((cdf.shape[1] - 1).bit_length()):
         mid = (lo + hi) // 2
-        right = cdf[row, mid] <= target
+        right = flat[base + mid] <= target
         lo, hi = torch.where(right, mid + 1, lo), torch.where(right, hi, mid)
     return lo
 
