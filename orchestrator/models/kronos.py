@@ -138,9 +138,12 @@ class KronosForecaster(Forecaster):
                 uniform = torch.rand((n, windows, 2), generator=generator, device=self.device).permute(2, 1, 0)
                 window = torch.arange(windows, device=self.device)[:, None].expand(-1, n)
                 s1 = encoded["s1_order"][window, _draw(encoded["s1_sorted"], window, uniform[0], params)].long()
-                rows, row = torch.unique(window * v1 + s1, return_inverse=True)
-                s2_sorted, s2_order = self.s2_rows(encoded, rows // v1, rows % v1)
-                s2 = s2_order[row, _draw(s2_sorted, row, uniform[1], params)].long()
+                s2 = torch.empty_like(s1)
+                for lo in range(0, windows, ENCODE_ROWS):  # a group at a time: its rows stay small
+                    hi = min(lo + ENCODE_ROWS, windows)
+                    rows, row = torch.unique(window[lo:hi] * v1 + s1[lo:hi], return_inverse=True)
+                    s2_sorted, s2_order = self.s2_rows(encoded, rows // v1, rows % v1)
+                    s2[lo:hi] = s2_order[row, _draw(s2_sorted, row, uniform[1, lo:hi], params)]
                 return self.decode(encoded, s1, s2)
         except torch.OutOfMemoryError as exc:
             raise _oom(exc, f"sampling {n} per window") from exc
