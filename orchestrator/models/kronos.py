@@ -139,7 +139,7 @@ class KronosForecaster(Forecaster):
                 window = torch.arange(windows, device=self.device)[:, None].expand(-1, n)
                 s1 = encoded["s1_order"][window, _draw(encoded["s1_sorted"], window, uniform[0], params)].long()
                 s2 = torch.empty_like(s1)
-                for lo in range(0, windows, ENCODE_ROWS):  # a group at a time: its rows stay small
+                for lo in range(0, windows, ENCODE_ROWS):  # a group at a time keeps the rows drawn small
                     hi = min(lo + ENCODE_ROWS, windows)
                     rows, row = torch.unique(window[lo:hi] * v1 + s1[lo:hi], return_inverse=True)
                     s2_sorted, s2_order = self.s2_rows(encoded, rows // v1, rows % v1)
@@ -151,8 +151,8 @@ class KronosForecaster(Forecaster):
     def s2_rows(self, encoded: Encoded, window: torch.Tensor, s1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """s2 logits of the given (window, s1) pairs (windows ascending), each row sorted descending, and its tokens.
 
-        Rows come from the memo where present; the others are computed in fixed-shape steps and memoised while the
-        window has room.
+        Rows come from the memo where present; the others are computed in fixed-shape steps and memoised (see
+        MEMO_ROWS).
         """
         slot = encoded["s2_slot"][window, s1].long()
         known = slot >= 0
