@@ -45,7 +45,7 @@ class Settings(BaseModel):
     drop_missing: bool = False
     dayfirst: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    cache_mb: int = Field(2048, ge=0, description="encode cache bound per process")
+    cache_mb: int = Field(8192, ge=0, description="encode cache bound per process (MiB)")
     heartbeat_interval: int = Field(5, ge=1)
     grace_period: int = Field(20, ge=2)
 

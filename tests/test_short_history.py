@@ -43,6 +43,40 @@ def test_toto_default_space_on_two_years(two_years: Path, tmp_path: Path) -> Non
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
 
 
+def tiny_kronos(root: Path) -> tuple[str, str]:
+    """A tiny random Kronos pair saved as the hub lays it out."""
+    import torch
+    from kronos_finance._vendor.kronos_model import Kronos, KronosTokenizer
+
+    torch.manual_seed(0)
+    KronosTokenizer(d_in=6, d_model=32, n_heads=4, ff_dim=64, n_enc_layers=2, n_dec_layers=2, ffn_dropout_p=0.0,
+                    attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=4, s2_bits=4, beta=0.05, gamma0=1.0, gamma=1.1,
+                    zeta=0.05, group_size=4).save_pretrained(root / "tokenizer")
+    Kronos(s1_bits=4, s2_bits=4, n_layers=2, d_model=32, n_heads=4, ff_dim=64, ffn_dropout_p=0.0, attn_dropout_p=0.0,
+           resid_dropout_p=0.0, token_dropout_p=0.0, learn_te=True).save_pretrained(root / "model")
+    return str(root / "model"), str(root / "tokenizer")
+
+
+def test_kronos_default_space_on_two_years(two_years: Path, tmp_path: Path) -> None:
+    model, tokenizer = tiny_kronos(tmp_path)
+    study = run("--model", "kronos", "--weights", model, "--tokenizer", tokenizer, "--eval-runs", "2",
+                "--confirm-runs", "2")
+    attrs = study.user_attrs
+    assert attrs["val_windows"] == 250 and attrs["short_windows"] == 250 and attrs["scoring_version"] == 2
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+
+
+def test_a_study_scored_by_another_version_is_not_resumed(two_years: Path) -> None:
+    run("--model", "fhs")
+    storage = optuna.storages.RDBStorage("sqlite:///studies/optuna.db")
+    storage.set_study_user_attr(storage.get_study_id_from_name("fhs/SPY"), "scoring_version", 0)
+    result = cli("optimize", "--model", "fhs", "--symbol", "SPY", "--trials", "5")
+    assert result.exit_code == 2
+    assert "scoring_version was 0, now 1 (this version of orchestrator scores the model differently)" in result.stderr
+    assert "--fresh" in result.stderr
+    assert cli("optimize", "--model", "fhs", "--symbol", "SPY", "--trials", "3", "--fresh").exit_code == 0
+
+
 def test_too_little_history_is_refused_with_the_numbers(workdir: Path) -> None:
     write_synthetic(workdir / "trainingdata", ["NEW"], rows=150)  # 150 - 60 test - 32 bars = 58 windows: enough
     assert cli("optimize", "--model", "fhs", "--symbol", "NEW", "--trials", "2").exit_code == 0

@@ -41,10 +41,11 @@ from kronos_finance._vendor.kronos_model.module import RotaryPositionalEmbedding
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
-from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions
+from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions, weights_fingerprint
 
 DEFAULT_WEIGHTS = "NeoQuasar/Kronos-small"
 DEFAULT_TOKENIZER = "NeoQuasar/Kronos-Tokenizer-base"
+WEIGHTS_FILE = "model.safetensors"
 FEATURES = ("open", "high", "low", "close", "volume", "amount")  # the package's column order
 CLOSE = FEATURES.index("close")
 ENCODE_ROWS = 32
@@ -78,8 +79,10 @@ class KronosForecaster(Forecaster):
 
     def __init__(self, options: ModelOptions) -> None:
         super().__init__(options)
-        self.model = _load(Kronos, options.weights or DEFAULT_WEIGHTS, "--weights").to(self.device)
-        self.tokenizer = _load(KronosTokenizer, options.tokenizer or DEFAULT_TOKENIZER, "--tokenizer").to(self.device)
+        self.model, model_file = _load(Kronos, options.weights or DEFAULT_WEIGHTS, "--weights")
+        self.tokenizer, tokenizer_file = _load(KronosTokenizer, options.tokenizer or DEFAULT_TOKENIZER, "--tokenizer")
+        self.model, self.tokenizer = self.model.to(self.device), self.tokenizer.to(self.device)
+        self.weights_id = weights_fingerprint(model_file, tokenizer_file)
         for module in (self.model, self.tokenizer):
             module.eval().requires_grad_(False)  # eval mode: no dropout, the dependency layer is not causal
         cross = self.model.dep_layer.cross_attn
@@ -360,11 +363,18 @@ class KronosForecaster(Forecaster):
                     rotary._update_cos_sin_cache(reference, size)
 
 
-def _load(cls: type, source: str, flag: str) -> Any:
-    """`cls.from_pretrained(source)` (local dir or Hugging Face id), every key required; BadInput when it fails."""
+def _load(cls: type, source: str, flag: str) -> tuple[Any, Path]:
+    """`cls.from_pretrained(source)` (local dir or Hugging Face id), every key required, and its weights file;
+    BadInput when it fails."""
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the hub mixin prints "Loading weights from local directory"
-            return cls.from_pretrained(source, strict=True)
+            model = cls.from_pretrained(source, strict=True)
+        local = Path(source).expanduser() / WEIGHTS_FILE
+        if local.is_file():
+            return model, local
+        from huggingface_hub import hf_hub_download
+
+        return model, Path(hf_hub_download(repo_id=source, filename=WEIGHTS_FILE))  # the snapshot just loaded
     except Exception as exc:  # noqa: BLE001 - any failure to load is the user's to fix, with the reason shown
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
         raise BadInput(
