@@ -308,11 +308,11 @@ def test_compiled_encode_matches_eager_and_compiles_once_per_context_length(
 ) -> None:
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     compiled = TotoForecaster(ModelOptions(device="cpu", weights=str(weights), compile=True))
-    write_synthetic(tmp_path, ["BTCUSD"], rows=300)
+    write_synthetic(tmp_path, ["BTCUSD"], rows=400)
     series = load_series(tmp_path, "BTCUSD")
-    windows = make_windows(series, 30, 20, 128)
+    windows = make_windows(series, 250, 60, 64)
     for length in (64, 128):
-        for split in ("validation", "test"):  # 30 and 20 windows share one padded shape
+        for split in ("validation", "test"):  # 250 and 60 windows: batches of 32 rows, one compiled shape
             contexts = Contexts.of(series, windows.of(split))
             params = {"context_length": length}
             got, want = compiled.encode(contexts, params), forecaster.encode(contexts, params)

@@ -25,7 +25,8 @@ from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOp
 DEFAULT_WEIGHTS = "Datadog/Toto-Open-Base-1.0"
 WEIGHT_FILES = ("config.json", "model.safetensors")
 COMPILE_ROWS = 32
-"""A compiled encode pads the batch to a multiple of this: 30 validation and 20 test windows share one shape."""
+"""A compiled encode runs the windows in padded batches of this many rows: validation and test windows (30 and 20,
+or 250 and 60) share one compiled shape per context length."""
 INDUCTOR_CACHE = Path("studies/inductor")
 """Inductor's on-disk cache (unless TORCHINDUCTOR_CACHE_DIR is set), so later processes reuse compiled code."""
 KEYS = ("weights", "df", "loc", "scale", "scaler_loc", "scaler_scale")
@@ -70,16 +71,17 @@ class TotoForecaster(Forecaster):
         observed[:, : padded - length] = False
         series = torch.where(observed, close, 0.0)
         windows = contexts.windows
-        if self.compiled:
+        if self.compiled:  # whole batches of COMPILE_ROWS rows: one shape per context length, whatever the windows
             extra = -windows % COMPILE_ROWS
             series = torch.cat([series, series[:1].expand(extra, -1)])
             observed = torch.cat([observed, observed[:1].expand(extra, -1)])
+        rows = COMPILE_ROWS if self.compiled else max(windows, 1)
         try:
             with torch.inference_mode():
-                outputs = self._run(series[:, None], observed[:, None])
+                parts = [self._run(s[:, None], o[:, None]) for s, o in zip(series.split(rows), observed.split(rows))]
         except torch.OutOfMemoryError as exc:
             raise _out_of_memory(f"encode of {windows} windows x {length} bars", exc) from None
-        return {key: value[:windows] for key, value in zip(KEYS, outputs)}
+        return {key: torch.cat(values)[:windows] for key, values in zip(KEYS, zip(*parts))}
 
     def sample(self, encoded: Encoded, n: int, params: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
         try:
