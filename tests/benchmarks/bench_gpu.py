@@ -226,8 +226,7 @@ def cli_study(out: Path, device: str, trials_: int, inductor: Path, label: str) 
     command = [sys.executable, "-m", "orchestrator", "optimize", "--model", "toto", "--symbol", "BTCUSD",
                "--weights", str(out / "toto"), "--device", device, "--data-dir", str(out / "data"),
                "--storage", f"sqlite:///{work}/optuna.db", "--best-dir", str(work / "best"), "--space",
-               str(work / "space.toml"), "--trials", str(trials_), "--no-transfer", "--val-windows", "30",
-               "--test-windows", "20"]
+               str(work / "space.toml"), "--trials", str(trials_), "--no-transfer"]  # default windows: 250 and 60
     peak = [0]
     stop = threading.Event()
 
@@ -277,17 +276,23 @@ def main() -> None:
     clock = Clock(device)
     series = load_series(out / "data", "BTCUSD", ("close",), ("open", "high", "low", "volume"))
     counts = (30,) if args.smoke else (30, 250)
-    if args.part in ("all", "toto"):
-        toto_part(clock, out, device, compiled, series, series.frame, counts)
-    if args.part in ("all", "kronos"):
+    parts = {
+        "toto": lambda: toto_part(clock, out, device, compiled, series, series.frame, counts),
+        "kronos": lambda: kronos_part(clock, out, device, compiled, series, series.frame, counts),
+        # a fresh process: Dynamo traces again, Inductor's cache should hit
+        "warm": lambda: subprocess.run([sys.executable, "-c", WARM, str(out), device], check=False),
+        "cli": lambda: [cli_study(out, device, args.trials, out / "inductor_cli", label)
+                        for label in ("cold Inductor cache", "warm Inductor cache")],
+    }
+    for name, part in parts.items():
+        if args.part not in ("all", name):
+            continue
         if device == "cuda":
             torch.cuda.empty_cache()
-        kronos_part(clock, out, device, compiled, series, series.frame, counts)
-    if args.part in ("all", "warm"):  # a fresh process: Dynamo traces again, Inductor's cache should hit
-        subprocess.run([sys.executable, "-c", WARM, str(out), device], check=False)
-    if args.part in ("all", "cli"):
-        cli_study(out, device, args.trials, out / "inductor_cli", "cold Inductor cache")
-        cli_study(out, device, args.trials, out / "inductor_cli", "warm Inductor cache")
+        try:
+            part()
+        except Exception as exc:  # noqa: BLE001 - one broken part must not hide the others' numbers
+            emit(event="error", part=name, error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
 WARM = """
