@@ -27,7 +27,7 @@ from orchestrator.data import (
 )
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator
-from orchestrator.models import kronos
+from orchestrator.models import filtered_draws, kronos
 from orchestrator.models.base import ForecastError, ModelOptions
 from orchestrator.models.kronos import KronosForecaster
 
@@ -203,7 +203,7 @@ def test_draws_follow_the_package_filtered_softmax(filters):
     draws = 100_000
     values, order = logits.sort(dim=1, descending=True, stable=True)
     row = torch.arange(3)[:, None].expand(-1, draws)
-    position = kronos._draw(values, row, torch.rand(3, draws, generator=generator), params)
+    position = filtered_draws.draw(values, row, torch.rand(3, draws, generator=generator), params)
     counts = torch.stack([torch.bincount(t, minlength=64) for t in order.gather(1, position)]).double()
     assert (counts[expected == 0] == 0).all()
     for r in range(3):
@@ -225,13 +225,13 @@ def test_kept_tokens_are_the_package_filters():
         x = logits.sort(dim=1, descending=True, stable=True)
         scaled = x.values / params["temperature"]
         cdf = torch.softmax(scaled, dim=-1).cumsum(dim=1)
-        kept = kronos._kept(scaled, cdf, params.get("top_k", 0), params.get("top_p", 1.0))
+        kept = filtered_draws.kept(scaled, cdf, params.get("top_k", 0), params.get("top_p", 1.0))
         ours = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, x.indices, torch.arange(1024) < kept[:, None])
         assert torch.equal(ours, package_filter(logits, params) > 0), params
     tied = logits[:1].clone()
     tied[0, :7] = tied.max() + 1
     scaled = tied.sort(dim=1, descending=True).values
-    assert int(kronos._kept(scaled, torch.softmax(scaled, dim=-1).cumsum(dim=1), 2, 1.0)) == 7
+    assert int(filtered_draws.kept(scaled, torch.softmax(scaled, dim=-1).cumsum(dim=1), 2, 1.0)) == 7
     assert int((package_filter(tied, {"temperature": 1.0, "top_k": 2}) > 0).sum()) == 7
 
 

@@ -41,6 +41,7 @@ from kronos_finance._vendor.kronos_model.module import RotaryPositionalEmbedding
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
+from orchestrator.models.filtered_draws import draw
 from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions, weights_fingerprint
 
 DEFAULT_WEIGHTS = "NeoQuasar/Kronos-small"
@@ -140,13 +141,13 @@ class KronosForecaster(Forecaster):
                 windows, v1 = encoded["s2_slot"].shape
                 uniform = torch.rand((n, windows, 2), generator=generator, device=self.device).permute(2, 1, 0)
                 window = torch.arange(windows, device=self.device)[:, None].expand(-1, n)
-                s1 = encoded["s1_order"][window, _draw(encoded["s1_sorted"], window, uniform[0], params)].long()
+                s1 = encoded["s1_order"][window, draw(encoded["s1_sorted"], window, uniform[0], params)].long()
                 s2 = torch.empty_like(s1)
                 for lo in range(0, windows, ENCODE_ROWS):  # a group at a time keeps the rows drawn small
                     hi = min(lo + ENCODE_ROWS, windows)
                     rows, row = torch.unique(window[lo:hi] * v1 + s1[lo:hi], return_inverse=True)
                     s2_sorted, s2_order = self.s2_rows(encoded, rows // v1, rows % v1)
-                    s2[lo:hi] = s2_order[row, _draw(s2_sorted, row, uniform[1, lo:hi], params)]
+                    s2[lo:hi] = s2_order[row, draw(s2_sorted, row, uniform[1, lo:hi], params)]
                 return self.decode(encoded, s1, s2)
         except torch.OutOfMemoryError as exc:
             raise _oom(exc, f"sampling {n} per window") from exc
@@ -416,47 +417,6 @@ def _inputs(contexts: Contexts, length: int, clip: float,
         stamp[w, :n] = stamps[end - n:end]
         mean[w], scale[w] = row_mean[CLOSE], row_std[CLOSE] + np.float32(1e-5)
     return x, stamp, bars.astype(np.int64), mean, scale
-
-
-def _draw(sorted_logits: torch.Tensor, row: torch.Tensor, uniform: torch.Tensor,
-          params: Mapping[str, Any]) -> torch.Tensor:
-    """Positions drawn in rows of `sorted_logits` (each descending), draw i from row `row[i]` with `uniform[i]`.
-
-    Inverse CDF of the package's distribution: softmax of logits / T over the leading tokens that its top-k
-    (top_k > 0) or else top-p (top_p < 1) filter keeps; absent params mean no filtering.
-    """
-    x = sorted_logits / float(params.get("temperature", 1.0))
-    probs = torch.softmax(x, dim=-1)
-    cdf = probs.cumsum(dim=1)
-    last = _kept(x, cdf, int(params.get("top_k", 0)), float(params.get("top_p", 1.0)))[row] - 1
-    total = cdf.flatten()[row * cdf.shape[1] + last]
-    target = torch.minimum(uniform * total, torch.nextafter(total, torch.zeros_like(total)))
-    return _first_above(cdf, row, target, last)
-
-
-def _kept(x: torch.Tensor, cdf: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-    """How many leading tokens of each sorted row `top_k_top_p_filtering` keeps (top_k > 0 wins over top_p).
-
-    `x`: logits / T, sorted descending; `cdf`: cumulative sum of their softmax, as the package computes it.
-    """
-    width = x.shape[1]
-    if top_k > 0:  # the package keeps every token >= the k-th largest, ties included
-        return (x >= x[:, min(top_k, width) - 1, None]).sum(dim=1)
-    if top_p < 1.0:  # token i is kept when the tokens before it hold <= top_p; the first is always kept
-        below = torch.searchsorted(cdf, cdf.new_full((cdf.shape[0], 1), top_p), right=True)[:, 0]
-        return (below + 1).clamp(max=width)
-    return torch.full((x.shape[0],), width, device=x.device)
-
-
-def _first_above(cdf: torch.Tensor, row: torch.Tensor, target: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-    """Per draw, the first position p <= last with cdf[row, p] > target (binary search; cdf[row, last] > target)."""
-    flat, base = cdf.flatten(), row * cdf.shape[1]
-    lo, hi = torch.zeros_like(last), last
-    for _ in range((cdf.shape[1] - 1).bit_length()):
-        mid = (lo + hi) // 2
-        right = flat[base + mid] <= target
-        lo, hi = torch.where(right, mid + 1, lo), torch.where(right, hi, mid)
-    return lo
 
 
 def _decoder_context(bars: torch.Tensor, length: int) -> torch.Tensor:
