@@ -72,7 +72,10 @@ def open_storage(url: str, settings: Settings) -> RDBStorage:
 
 def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage) -> None:
     """Fail (and retry, through the storage's stale-trial callback) RUNNING trials whose process died before their
-    first heartbeat: Optuna's own stale check skips trials that never recorded one."""
+    first heartbeat: Optuna's own stale check skips trials that never recorded one. Storages without heartbeats
+    (JournalStorage) have nothing to check."""
+    if not isinstance(storage, RDBStorage) or storage.heartbeat_interval is None:
+        return
     grace = storage.grace_period or 2 * storage.heartbeat_interval
     cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace)  # Optuna 5: naive UTC
     old = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
