@@ -43,6 +43,8 @@ class Settings(BaseModel):
     cache_mb: int = Field(2048, ge=0, description="encode cache bound per process")
     heartbeat_interval: int = Field(5, ge=1)
     grace_period: int = Field(20, ge=2)
+    durability: Literal["trial", "commit"] = Field(
+        "trial", description="SQLite: flush to disk after each finished trial, or after every commit")
 
 
 def load_settings(overrides: dict[str, Any], config: Path = CONFIG_FILE) -> Settings:
