@@ -29,7 +29,9 @@ def make_sampler(
 ) -> optuna.samplers.BaseSampler:
     """TPE, or CMA-ES started at the incumbent's numeric params (or warm-started from `source` trials)."""
     seed = settings.seed + worker  # each worker process of one study gets its own sampler seed
-    tpe = optuna.samplers.TPESampler(seed=seed, group=True)
+    # group=True is for params that exist only for some values of another (`when`); without them it samples the same
+    # points but re-decomposes the search space over every trial at each ask (2.8 ms of CPU at 1000 trials)
+    tpe = optuna.samplers.TPESampler(seed=seed, group=any(p.when for p in space.params))
     if settings.sampler == "tpe":
         return tpe
     numeric = [p for p in space.params if not p.when and not isinstance(p.distribution, CategoricalDistribution)]
