@@ -2,7 +2,7 @@
 issue 12, and on Optuna's JournalStorage; plus the search quality of the before and after samplers.
 
 Run from the repository root: PYTHONPATH=. python tests/benchmarks/bench_trial_cost.py [--trials 1000] [--chunk 20]
-[--quality-seeds 5] [--quality-trials 300]. Prints one JSON object; asserts nothing about time.
+[--repeats 3] [--quality-seeds 5] [--quality-trials 300]. Prints one JSON object; asserts nothing about time.
 
 What runs: one process holds three fhs studies on the same synthetic series, windows, space and seeds, each set up
 by `setup` and worked as `work` does it (`load_study` with `make_pruner`/`make_sampler`, the Evaluator, TrialGuard and
@@ -17,9 +17,12 @@ How the overhead is measured: for trial k, overhead = (time trial k's objective 
 returned) - scoring time of trial k. Scoring = `Evaluator.evaluate`'s time minus the time spent in its per-run
 callback (trial.report and should_prune: storage and pruner work, so overhead). The interval holds trial k-1's tell and
 callbacks, the run loop, stale-trial checks, ask, sampling, suggest, heartbeat, reports and user attrs: everything but
-scoring. The first trial of a chunk is left out (its interval starts with a `run_to_target` call). Reported: mean and
-median over trial numbers 0-99 ("1-100") and 900-999 ("901-1000"), wall clock and process CPU time, and the part of
-the wall time spent in the sampler (infer_relative_search_space, sample_relative, sample_independent) and the pruner.
+scoring. The first trial of a chunk is left out (its interval starts with a `run_to_target` call). Reported per
+repeat (fresh studies) and as the median over repeats: mean and median over trial numbers 0-99 ("1-100") and 900-999
+("901-1000"), all wall clock; within that, the time in the sampler (infer_relative_search_space, sample_relative,
+sample_independent) and the pruner, and the calls to the study's storage with their time (the sampler's and the
+pruner's storage calls count in their times too; record_heartbeat runs in Optuna's heartbeat thread, beside the trial).
+Also per repeat: one SQLite commit with synchronous=FULL and NORMAL and one fdatasync of the WAL, on the same disk.
 """
 
 from __future__ import annotations
@@ -95,14 +98,17 @@ def run_to_target_before(study, storage, objective, target, patience=None, budge
 
 # ---- measurement ----
 
+STORAGE_CALLS = ("get_all_trials", "get_trial", "create_new_trial", "set_trial_param", "set_trial_system_attr",
+                 "set_trial_user_attr", "set_trial_intermediate_value", "set_trial_state_values", "record_heartbeat",
+                 "_get_stale_trial_ids")
+
+
 @dataclass
 class Trial:
-    wall: float = 0.0  # when its objective returned
-    cpu: float = 0.0
+    end: float = 0.0  # when its objective returned
     scoring: float = 0.0
-    scoring_cpu: float = 0.0
-    sampler: float = 0.0
-    pruner: float = 0.0
+    spent: dict[str, float] = field(default_factory=dict)  # seconds in the sampler, the pruner, each storage call
+    calls: dict[str, int] = field(default_factory=dict)
     chunk_first: bool = False
 
 
@@ -124,24 +130,26 @@ class Run:
         self.current.chunk_first = True
         self.loop(self.study, self.storage, self.objective, target)
 
-    def window(self, first: int, last: int) -> dict[str, float]:
+    def window(self, first: int, last: int) -> dict[str, Any]:
         """ms per trial over trial numbers first..last (0-based), chunk-first trials left out."""
         rows = [(self.trials[i - 1], self.trials[i]) for i in range(max(first, 1), min(last, len(self.trials) - 1) + 1)
                 if not self.trials[i].chunk_first]
-        wall = [(t.wall - p.wall - t.scoring) * 1e3 for p, t in rows]
-        cpu = [(t.cpu - p.cpu - t.scoring_cpu) * 1e3 for p, t in rows]
-        r2 = lambda x: round(x, 2)  # noqa: E731
+        overhead = [(t.end - p.end - t.scoring) * 1e3 for p, t in rows]
+        mean = lambda values: round(statistics.mean(values), 2)  # noqa: E731
         return {
-            "trials_measured": len(rows), "overhead_mean": r2(statistics.mean(wall)),
-            "overhead_median": r2(statistics.median(wall)), "overhead_cpu_mean": r2(statistics.mean(cpu)),
-            "sampler_mean": r2(statistics.mean(t.sampler * 1e3 for _, t in rows)),
-            "pruner_mean": r2(statistics.mean(t.pruner * 1e3 for _, t in rows)),
-            "scoring_mean": r2(statistics.mean(t.scoring * 1e3 for _, t in rows)),
+            "trials_measured": len(rows), "overhead_mean": mean(overhead),
+            "overhead_median": round(statistics.median(overhead), 2),
+            "scoring_mean": mean(t.scoring * 1e3 for _, t in rows),
+            "within_overhead_ms": {k: mean(t.spent.get(k, 0.0) * 1e3 for _, t in rows) for k in ("sampler", "pruner")},
+            "storage_calls": {k: {"per_trial": mean(t.calls.get(k, 0) for _, t in rows),
+                                  "ms": mean(t.spent.get(k, 0.0) * 1e3 for _, t in rows)}
+                              for k in STORAGE_CALLS if any(k in t.calls for _, t in rows)},
         }
 
 
 def instrument(run: Run, evaluator: Evaluator, objective) -> None:
-    """Time scoring, sampler and pruner calls of every trial (wrappers on these instances; nothing else changes)."""
+    """Time scoring and the sampler, pruner and storage calls of every trial, through wrappers on these instances
+    (nothing else changes)."""
     def add(obj, name: str, slot: str) -> None:
         inner = getattr(obj, name)
 
@@ -150,32 +158,35 @@ def instrument(run: Run, evaluator: Evaluator, objective) -> None:
             try:
                 return inner(*args, **kwargs)
             finally:
-                setattr(run.current, slot, getattr(run.current, slot) + time.perf_counter() - start)
+                trial = run.current
+                trial.spent[slot] = trial.spent.get(slot, 0.0) + time.perf_counter() - start
+                trial.calls[slot] = trial.calls.get(slot, 0) + 1
 
         setattr(obj, name, timed)
 
     for name in ("infer_relative_search_space", "sample_relative", "sample_independent"):
         add(run.study.sampler, name, "sampler")
     add(run.study.pruner, "prune", "pruner")
+    for name in STORAGE_CALLS:
+        if hasattr(run.study._storage, name):
+            add(run.study._storage, name, name)
     evaluate = evaluator.evaluate
 
     def scored(params, runs, split="validation", on_run=None):
-        inside = [0.0, 0.0]
+        inside = [0.0]
 
         def hook(step: int, mean: float) -> None:
-            start, start_cpu = time.perf_counter(), time.process_time()
+            start = time.perf_counter()
             try:
                 on_run(step, mean)
             finally:
                 inside[0] += time.perf_counter() - start
-                inside[1] += time.process_time() - start_cpu
 
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start = time.perf_counter()
         try:
             return evaluate(params, runs, split, on_run=hook if on_run else None)
         finally:
             run.current.scoring += time.perf_counter() - start - inside[0]
-            run.current.scoring_cpu += time.process_time() - start_cpu - inside[1]
 
     evaluator.evaluate = scored
 
@@ -183,7 +194,7 @@ def instrument(run: Run, evaluator: Evaluator, objective) -> None:
         try:
             return objective(trial)
         finally:
-            run.current.wall, run.current.cpu = time.perf_counter(), time.process_time()
+            run.current.end = time.perf_counter()
             run.trials.append(run.current)
             run.current = Trial()
 
@@ -258,32 +269,19 @@ def quality(root: Path, seeds: int, trials: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=1000)
-    parser.add_argument("--chunk", type=int, default=20)
-    parser.add_argument("--variants", default="before,after,journal")
-    parser.add_argument("--quality-seeds", type=int, default=0)
-    parser.add_argument("--quality-trials", type=int, default=300)
-    args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    root = Path(tempfile.mkdtemp())
+def measure(root: Path, variants: list[str], trials: int, chunk: int) -> dict[str, Any]:
+    """One interleaved run of the variants' studies to `trials` trials."""
     write_synthetic(root / "data", ["BTCUSD"], rows=800)
-    (root / "quality").mkdir()
-    write_synthetic(root / "quality" / "data", ["BTCUSD"], rows=800)
-    runs = [build(name, root, args.trials) for name in args.variants.split(",")]
+    runs = [build(name, root, trials) for name in variants]
     started = time.perf_counter()
-    for target in range(args.chunk, args.trials + args.chunk, args.chunk):
+    for target in range(chunk, trials + chunk, chunk):
         for run in runs:
-            run.advance(min(target, args.trials))
+            run.advance(min(target, trials))
     seconds = time.perf_counter() - started
     windows = {"trials_1_100": (0, 99)}
-    if args.trials >= 1000:
+    if trials >= 1000:
         windows["trials_901_1000"] = (900, 999)
-    result: dict[str, Any] = {
-        "benchmark": "fhs: overhead per trial outside scoring, real run loop",
-        "orchestrator": str(Path(orchestrator.__file__).parent), "optuna": optuna.__version__,
-        "cpu_count": os.cpu_count(), "trials": args.trials, "chunk": args.chunk, "val_windows": 30, "eval_runs": 3,
+    return {
         "seconds": round(seconds, 1),
         "ms_per_trial": {run.name: {w: run.window(*span) for w, span in windows.items()} for run in runs},
         "best_value": {run.name: {"after_100": min((t.value for t in run.study.get_trials(deepcopy=False)[:100]
@@ -292,7 +290,34 @@ def main() -> None:
         "finished_trials": {run.name: counts(run.study).finished for run in runs},
         "sqlite_write_ms": sqlite_write_ms(root),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--chunk", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--variants", default="before,after,journal")
+    parser.add_argument("--quality-seeds", type=int, default=0)
+    parser.add_argument("--quality-trials", type=int, default=300)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    root = Path(tempfile.mkdtemp())
+    variants = args.variants.split(",")
+    repeats = [measure(root / f"repeat{i}", variants, args.trials, args.chunk) for i in range(args.repeats)]
+    medians = {name: {w: {k: round(statistics.median(r["ms_per_trial"][name][w][k] for r in repeats), 2)
+                          for k in ("overhead_mean", "overhead_median", "scoring_mean")}
+                      for w in repeats[0]["ms_per_trial"][name]}
+               for name in variants}
+    result: dict[str, Any] = {
+        "benchmark": "fhs: overhead per trial outside scoring, real run loop",
+        "orchestrator": str(Path(orchestrator.__file__).parent), "optuna": optuna.__version__,
+        "cpu_count": os.cpu_count(), "trials": args.trials, "chunk": args.chunk, "val_windows": 30, "eval_runs": 3,
+        "median_over_repeats": medians, "repeats": repeats,
+    }
     if args.quality_seeds:
+        (root / "quality").mkdir()
+        write_synthetic(root / "quality" / "data", ["BTCUSD"], rows=800)
         result["search_quality"] = quality(root, args.quality_seeds, args.quality_trials)
     print(json.dumps(result, indent=2))
 
