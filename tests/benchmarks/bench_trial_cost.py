@@ -8,7 +8,8 @@ What runs: one process holds three fhs studies on the same synthetic series, win
 by `setup` and worked as `work` does it (`load_study` with `make_pruner`/`make_sampler`, the Evaluator, TrialGuard and
 Objective, `run_to_target`):
   before   the code path before issue 12, kept in this file: SQLite with synchronous=FULL (every commit flushed),
-           TPESampler(group=True) with Optuna's own log_ndtr, the run loop without the per-trial flush
+           TPESampler(group=True) with Optuna's own log_ndtr, the run loop without the per-trial flush, the Objective
+           reading the study's trials from the storage
   after    the project's code path now: `open_storage` with the default settings, `make_sampler`, `run_to_target`
   journal  the project's code path now on Optuna's JournalStorage(JournalFileBackend) (no heartbeat in Optuna 5)
 The studies advance `--chunk` trials at a time in turn, so the other load on this machine falls on all alike.
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.samplers._tpe import _truncnorm
 
 OPTUNA_LOG_NDTR = _truncnorm._log_ndtr  # before importing the project, which may replace it
@@ -51,7 +53,8 @@ import orchestrator  # noqa: E402
 from orchestrator.data import write_synthetic  # noqa: E402
 from orchestrator.evaluation import EncodeCache, Evaluator  # noqa: E402
 from orchestrator.models.base import ModelOptions, create  # noqa: E402
-from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard  # noqa: E402
+from orchestrator.models.base import ForecastError  # noqa: E402
+from orchestrator.objective import TRIAL_FAILURES, Objective, Surplus, TrialGuard, TrialTimeout, time_limit  # noqa: E402
 from orchestrator.sampling import make_pruner, make_sampler  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.storage import fail_orphaned_trials, open_storage  # noqa: E402
@@ -94,6 +97,34 @@ def run_to_target_before(study, storage, objective, target, patience=None, budge
         if now.running == 0:
             return "target"
         time.sleep(poll_seconds)
+
+
+class ObjectiveBefore(Objective):
+    def __call__(self, trial: optuna.Trial) -> float:
+        trials = trial.study.get_trials(deepcopy=False)
+        if self.guard is not None and self.guard.is_surplus(trial, trials):
+            trial.set_user_attr("surplus", True)
+            raise Surplus(f"the study reached its target of {self.guard.target} trials before trial {trial.number}")
+        params = self.space.suggest(trial)
+        same = next((t for t in trials if t.state == TrialState.COMPLETE and t.params == params), None)
+        if same is not None:
+            trial.set_user_attr("reused_from", same.number)
+            return same.value
+        limit = self.guard.time_limit(trials) if self.guard is not None else None
+        try:
+            with time_limit(limit):
+                result = self.evaluator.evaluate(params, self.runs, "validation", on_run=self._reporter(trial))
+        except torch.OutOfMemoryError as exc:
+            trial.set_user_attr("fail_reason", f"out of memory: {str(exc).splitlines()[0]}")
+            raise ForecastError(str(exc)) from exc
+        except (ForecastError, TrialTimeout) as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            raise
+        for key, value in (("run_maes", result.run_maes), ("std", result.std), ("sem", result.sem),
+                           ("seconds", result.seconds), ("cache_hit", result.cache_hit),
+                           ("device", str(self.evaluator.forecaster.device))):
+            trial.set_user_attr(key, value)
+        return result.mae
 
 
 # ---- measurement ----
@@ -221,7 +252,7 @@ def build(name: str, root: Path, trials: int, worker: int = 0, storage_kind: str
     evaluator = Evaluator(create("fhs", job.options), job.series, job.windows, settings.seed,
                           EncodeCache(settings.cache_mb << 20))
     guard = TrialGuard(trials, settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
-    objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
+    objective = (ObjectiveBefore if name == "before" else Objective)(job.space, evaluator, range(settings.eval_runs), guard)
     run = Run(name, study, storage, objective, run_to_target_before if name == "before" else run_to_target,
               OPTUNA_LOG_NDTR if name == "before" else PROJECT_LOG_NDTR)
     instrument(run, evaluator, objective)
