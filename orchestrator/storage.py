@@ -97,7 +97,7 @@ def sync_wal(storage: Any) -> None:
     except FileNotFoundError:
         return  # no log: the last connection checkpointed it into the database file and flushed that
     try:
-        os.fdatasync(fd)
+        getattr(os, "fdatasync", os.fsync)(fd)  # macOS has no fdatasync
     finally:
         os.close(fd)
 
