@@ -48,6 +48,8 @@ class Settings(BaseModel):
     cache_mb: int = Field(8192, ge=0, description="encode cache bound per process (MiB)")
     heartbeat_interval: int = Field(5, ge=1)
     grace_period: int = Field(20, ge=2)
+    durability: Literal["trial", "commit"] = Field(
+        "trial", description="SQLite: flush to disk after each finished trial, or after every commit")
 
 
 STUDY_KEYS = ("val_windows", "test_windows", "eval_runs", "confirm_runs", "seed", "commit_rule", "min_confidence",

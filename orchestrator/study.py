@@ -25,7 +25,7 @@ from orchestrator.sampling import archived_trials, enqueue_warm_starts, make_pru
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path
 from orchestrator.space import Space, load_space
 from orchestrator.storage import (
-    check_storage_url, fail_orphaned_trials, open_storage, storage_exists, storage_label,
+    check_storage_url, fail_orphaned_trials, open_storage, storage_exists, storage_label, sync_wal,
 )
 
 COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "val_windows", "test_windows",
@@ -154,7 +154,7 @@ def run_to_target(
         if need > 0:
             timeout = None if deadline is None else deadline - time.monotonic()
             study.optimize(objective, n_trials=need, timeout=timeout, catch=TRIAL_FAILURES,
-                           callbacks=[stopper, *callbacks])
+                           callbacks=[lambda *_: sync_wal(storage), stopper, *callbacks])  # finished trials on disk
             continue
         if now.running == 0:
             return "target"
@@ -262,6 +262,7 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> str | None:
         enqueue_warm_starts(study, job.space, params, transfers, settings.max_transfer)
     study.set_user_attr("target", settings.trials)
     study.set_user_attr("settings", settings.model_dump(mode="json"))  # last: marks the setup complete
+    sync_wal(storage)
     return archived
 
 
@@ -312,6 +313,7 @@ def work(
                             callbacks=list(callbacks))
     study.set_user_attr("model_info", forecaster.info())
     decision = _decide(study, evaluator, job, record) if commit else None
+    sync_wal(storage)
     best = _best_number(study)
     line = decision.line if decision else f"NOT updating {job.name}: no trial completed"
     return Outcome(
