@@ -254,7 +254,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table")] = False,
 ) -> None:
     """Every study in the storage: trial counts, target, best value, incumbent value."""
-    from orchestrator.study import summaries
+    from orchestrator.summary import summaries
 
     settings = load_settings(dict(storage=storage))
     rows = summaries(settings.storage, settings)

@@ -101,7 +101,7 @@ def record_decision(
 def write_report(storage_url: str, out: Path, artifact_dir: Path) -> Path:
     """Write one self-contained HTML page on every study in the storage (PNGs inlined, no external URLs)."""
     from orchestrator.storage import storage_label
-    from orchestrator.study import summaries
+    from orchestrator.summary import summaries
 
     storage = _open_existing(storage_url)
     rows = summaries(storage_url, Settings())

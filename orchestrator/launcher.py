@@ -22,7 +22,8 @@ from orchestrator.models.base import create
 from orchestrator.settings import Settings
 from orchestrator.dashboard import record_decision
 from orchestrator.storage import open_storage, storage_exists, storage_label
-from orchestrator.study import Job, counts, recorded_job, setup, work
+from orchestrator.objective import counts
+from orchestrator.study import Job, recorded_job, setup, work
 
 
 @dataclass

@@ -20,7 +20,7 @@ from orchestrator.data import Series, Windows, check_symbol, load_series, make_w
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
-from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, counted
+from orchestrator.objective import TRIAL_FAILURES, Counts, Objective, TrialGuard, counted, counts
 from orchestrator.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path
 from orchestrator.space import Space, load_space
@@ -81,27 +81,6 @@ def archive(storage: RDBStorage, name: str) -> str:
     optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=archived)
     optuna.delete_study(study_name=name, storage=storage)
     return archived
-
-
-@dataclass(frozen=True)
-class Counts:
-    complete: int
-    pruned: int
-    failed: int
-    running: int
-    waiting: int
-
-    @property
-    def finished(self) -> int:
-        return self.complete + self.pruned + self.failed
-
-
-def counts(study: optuna.Study) -> Counts:
-    by_state = {s: 0 for s in TrialState}
-    for t in counted(study.get_trials(deepcopy=False)):
-        by_state[t.state] += 1
-    return Counts(by_state[TrialState.COMPLETE], by_state[TrialState.PRUNED], by_state[TrialState.FAIL],
-                  by_state[TrialState.RUNNING], by_state[TrialState.WAITING])
 
 
 class Patience:
@@ -179,18 +158,21 @@ class Job:
         return study_name(self.model, self.symbol)
 
     @property
+    def longest_context(self) -> int:
+        return int(self.space.high(forecaster_class(self.model).context_param))
+
+    @property
     def short_windows(self) -> int:
         """Validation windows with fewer bars before them than the space's longest context."""
-        return self.windows.short(int(self.space.high(forecaster_class(self.model).context_param)))
+        return self.windows.short(self.longest_context)
 
     @property
     def notes(self) -> list[str]:
         """What the user should know about the data: dropped rows, short early windows."""
         notes = [self.series.dropped_note] if self.series.dropped else []
-        context = forecaster_class(self.model).context_param
         if self.short_windows:
             notes.append(f"{self.name}: {self.short_windows} of {len(self.windows.validation)} validation windows "
-                         f"have fewer than {self.space.high(context)} bars before them; they read the bars that exist")
+                         f"have fewer than {self.longest_context} bars before them; they read the bars that exist")
         return notes
 
 
@@ -403,31 +385,3 @@ def _best_number(study: optuna.Study) -> int | None:
         return study.best_trial.number
     except ValueError:
         return None
-
-
-def summaries(url: str, settings: Settings) -> list[dict[str, Any]]:
-    """One row per study in the storage: counts, target, best value, incumbent value, decision."""
-    check_storage_url(url)
-    if not storage_exists(url):
-        return []
-    storage = open_storage(url, settings)
-    rows = []
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        attrs = study.user_attrs
-        c = counts(study)
-        best = _best_number(study)
-        decision = attrs.get("decision") or {}
-        incumbent = decision.get("incumbent_mae")
-        if not decision:
-            incumbent = next((t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                              if t.user_attrs.get("warm_start") == "incumbent"), None)
-        rows.append({
-            "study": summary.study_name, "model": attrs.get("model"), "symbol": attrs.get("symbol"),
-            "complete": c.complete, "pruned": c.pruned, "failed": c.failed, "running": c.running,
-            "target": attrs.get("target"), "best_value": study.best_value if best is not None else None,
-            "incumbent_value": incumbent, "naive_mae": (attrs.get("naive_mae") or {}).get("validation"),
-            "committed": decision.get("committed"), "evidence": decision.get("evidence"),
-            "beats_naive": decision.get("beats_naive"), "decision": decision.get("line"),
-        })
-    return rows
