@@ -326,7 +326,7 @@ def scorecard(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
 ) -> None:
     """Score every past decision on the bars that arrived after it: did each commit (or rejection) pay off?"""
-    from orchestrator.scorecard import as_dict, scorecard as score, summarize
+    from orchestrator.scorecard import as_dict, scorecard as score, summarize, tables
 
     settings = load_settings(dict(best_dir=best_dir, device=device))
     notes: list[str] = []
@@ -339,31 +339,10 @@ def scorecard(
     else:
         for note in notes:
             out.print(note, highlight=False)
-        _scorecard_tables(rows, summary)
+        for table in tables(rows, summary):
+            out.print(table)
     if problems:
         raise typer.Exit(2)
-
-
-def _scorecard_tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> None:
-    pct = lambda v: "-" if v is None else f"{v:+.2%}"  # noqa: E731
-    table = Table(title="decisions on the bars after them", title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("study", "decided", "decision", "bars", "old", "old MAE", "new MAE", "change ± se", "paid off"):
-        table.add_column(header, no_wrap=True)
-    for r in rows:
-        se = "" if r["se"] is None else f" ± {r['se']:.2%}"
-        table.add_row(r["study"], r["decided"], "commit" if r["committed"] else "kept incumbent", str(r["bars"]),
-                      r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se,
-                      "yes" if r["paid_off"] else "no")
-    out.print(table)
-    table = Table(title="chosen config vs the alternative (pooled bars; negative change: the decisions helped)",
-                  title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("model/symbol", "decisions", "paid off", "bars", "chosen MAE", "alternative MAE", "change ± se"):
-        table.add_column(header, no_wrap=True)
-    for r in summary:
-        se = "" if r["se"] is None else f" ± {r['se']:.2%}"
-        table.add_row(r["group"], str(r["decisions"]), str(r["paid_off"]), str(r["bars"]), f"{r['chosen_mae']:.5f}",
-                      f"{r['alternative_mae']:.5f}", pct(r["change"]) + se)
-    out.print(table)
 
 
 @app.command()

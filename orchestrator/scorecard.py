@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich import box
+from rich.table import Table
 
 from orchestrator.commit import read_history
 from orchestrator.data import Series, Windows, load_series
@@ -165,3 +167,25 @@ def as_dict(score: Score) -> dict[str, Any]:
         "old": score.old_label, "old_mae": score.old_mae, "new_mae": score.new_mae, "change": change, "se": se,
         "paid_off": score.paid_off,
     }
+
+
+def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Table]:
+    """The decisions (`as_dict` rows) and the groups (`summarize` rows) as rich tables."""
+    pct = lambda v: "-" if v is None else f"{v:+.2%}"  # noqa: E731
+    decisions = Table(title="decisions on the bars after them", title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("study", "decided", "decision", "bars", "old", "old MAE", "new MAE", "change ± se", "paid off"):
+        decisions.add_column(header, no_wrap=True)
+    for r in rows:
+        se = "" if r["se"] is None else f" ± {r['se']:.2%}"
+        decisions.add_row(r["study"], r["decided"], "commit" if r["committed"] else "kept incumbent", str(r["bars"]),
+                      r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se,
+                      "yes" if r["paid_off"] else "no")
+    groups = Table(title="chosen config vs the alternative (pooled bars; negative change: the decisions helped)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("model/symbol", "decisions", "paid off", "bars", "chosen MAE", "alternative MAE", "change ± se"):
+        groups.add_column(header, no_wrap=True)
+    for r in summary:
+        se = "" if r["se"] is None else f" ± {r['se']:.2%}"
+        groups.add_row(r["group"], str(r["decisions"]), str(r["paid_off"]), str(r["bars"]), f"{r['chosen_mae']:.5f}",
+                      f"{r['alternative_mae']:.5f}", pct(r["change"]) + se)
+    return [decisions, groups]
