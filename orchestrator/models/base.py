@@ -53,6 +53,9 @@ class Forecaster(ABC):
     """Bumped when the same params and seeds would score differently (e.g. a new random stream): values scored
     under another version are not comparable, so a study never resumes or reuses values across versions."""
     samples_param: ClassVar[str] = "num_samples"
+    stochastic: ClassVar[bool] = True
+    """Whether `sample` draws at random. A deterministic model (e.g. Toto 2.0's quantiles) is scored with one run
+    whatever the eval runs say, and its evidence is across windows only (DESIGN.md)."""
     params: ClassVar[frozenset[str]]
     """Every param this model understands; a space may define no other."""
     required_columns: ClassVar[tuple[str, ...]] = ("close",)
