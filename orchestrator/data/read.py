@@ -1,11 +1,11 @@
-"""OHLCV CSVs: reading and validation, validation/test windows, model contexts, synthetic demo data."""
+"""Reading OHLCV CSVs as users have them (header spellings, time formats, price columns, missing cells), and
+validating them into a `Series`: one bad cell is refused with its file, line, column and value."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -298,111 +298,3 @@ def _numbers(path: Path, text: pd.Series, header: str, volume: bool) -> np.ndarr
         if where.size:
             raise BadInput(f"{_where(path, text, int(where[0]), header)} {problem}; fix or remove the row")
     return values
-
-
-MIN_VALIDATION_WINDOWS = 30
-"""Data that leave fewer validation windows cannot tell configs apart and are refused (unless fewer are asked for)."""
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Indices of the scored bars: validation windows come before test windows."""
-
-    validation: np.ndarray
-    test: np.ndarray
-
-    def of(self, split: str) -> np.ndarray:
-        return {"validation": self.validation, "test": self.test}[split]
-
-    def short(self, context: int) -> int:
-        """How many validation windows have fewer than `context` bars before them (they read the bars that exist)."""
-        return int(np.sum(self.validation < context))
-
-
-def make_windows(series: Series, val_windows: int, test_windows: int, min_context: int) -> Windows:
-    """The last `test_windows` bars are test targets; before them come as many validation targets as the history
-    allows, at most `val_windows`, each with at least `min_context` bars before it.
-    """
-    if val_windows < 1 or test_windows < 1:
-        raise BadInput(f"windows: --val-windows ({val_windows}) and --test-windows ({test_windows}) must be >= 1")
-    available = series.rows - test_windows - min_context
-    needed = min(val_windows, MIN_VALIDATION_WINDOWS)
-    if available < needed:
-        raise BadInput(
-            f"{series.path}: {series.rows} rows leave {max(available, 0)} validation windows after {test_windows} test "
-            f"windows and the model's minimum context of {min_context} bars; {needed} are needed: add history "
-            f"({min_context + test_windows + needed} rows) or lower --test-windows"
-        )
-    count = min(val_windows, available)
-    first = series.rows - test_windows - count
-    return Windows(
-        validation=np.arange(first, first + count),
-        test=np.arange(series.rows - test_windows, series.rows),
-    )
-
-
-@dataclass(frozen=True)
-class Contexts:
-    """What a forecaster may see: the bars strictly before each scored bar `ends[i]`."""
-
-    frame: pd.DataFrame
-    ends: np.ndarray
-
-    @classmethod
-    def of(cls, series: Series, ends: np.ndarray) -> Contexts:
-        # The frame stops before the last scored bar, so no target of the last window is ever visible.
-        return cls(frame=series.frame.iloc[: int(ends.max())], ends=np.asarray(ends, dtype=np.int64))
-
-    @property
-    def windows(self) -> int:
-        return len(self.ends)
-
-    def history(self, column: str, length: int) -> np.ndarray:
-        """[windows, length] values of rows [end - length, end); rows before the data start are NaN (left padding)."""
-        values = self.frame[column].to_numpy(dtype=np.float64)
-        index = self.ends[:, None] - length + np.arange(length)[None, :]
-        out = np.full(index.shape, np.nan)
-        real = index >= 0
-        out[real] = values[index[real]]
-        return out
-
-
-def synthetic_ohlcv(symbol: str, rows: int = 800, seed: int = 0) -> pd.DataFrame:
-    """Deterministic daily OHLCV bars: Student-t shocks (fat tails), GARCH(1,1) volatility clustering and
-    Markov-switching drift regimes (bull / flat / bear). Same symbol + seed -> same data."""
-    rng = np.random.default_rng([zlib.crc32(symbol.encode()), seed])
-    drifts = np.array([0.0012, 0.0, -0.0010])
-    stay = 0.985
-    omega, alpha, beta = 2e-6, 0.08, 0.9
-    var = omega / (1 - alpha - beta)
-    regime = 1
-    log_returns = np.empty(rows)
-    for i in range(rows):
-        if rng.random() > stay:
-            regime = int(rng.integers(3))
-        shock = rng.standard_t(4) / np.sqrt(2.0)  # unit variance for 4 degrees of freedom
-        log_returns[i] = drifts[regime] + np.sqrt(var) * shock
-        var = omega + alpha * (log_returns[i] - drifts[regime]) ** 2 + beta * var
-    close = 50.0 * (1 + rng.random() * 4) * np.exp(np.cumsum(log_returns))
-    open_ = np.concatenate([[close[0]], close[:-1]]) * np.exp(rng.normal(0, 0.002, rows))
-    spread = np.abs(log_returns) + 0.004
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.5, rows)) * spread)
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.5, rows)) * spread)
-    volume = np.round(1e6 * np.exp(rng.normal(0, 0.3, rows)) * (1 + 40 * np.abs(log_returns)))
-    timestamps = pd.date_range("2023-01-01", periods=rows, freq="D", tz="UTC")
-    return pd.DataFrame(
-        {"timestamp": timestamps.strftime("%Y-%m-%dT%H:%M:%SZ"), "open": open_, "high": high, "low": low,
-         "close": close, "volume": volume}
-    )
-
-
-def write_synthetic(data_dir: Path, symbols: list[str], rows: int = 800, seed: int = 0) -> list[Path]:
-    """Write one synthetic CSV per symbol into `data_dir`."""
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for symbol in symbols:
-        path = csv_path(data_dir, symbol)
-        synthetic_ohlcv(symbol, rows, seed).to_csv(path, index=False, float_format="%.6f")
-        paths.append(path)
-    return paths

@@ -1,0 +1,15 @@
+"""OHLCV data: reading and validating CSVs (`read`), the scored windows and model contexts (`windows`), and
+generated bars (`synthetic`). The public names are re-exported here."""
+
+from orchestrator.data.read import (
+    ALL_COLUMNS, PRICE_COLUMNS, TIME_COLUMNS, Series, canonical, check_symbol, csv_path, file_sha256, load_series,
+    symbols_in,
+)
+from orchestrator.data.synthetic import synthetic_ohlcv, write_synthetic
+from orchestrator.data.windows import MIN_VALIDATION_WINDOWS, Contexts, Windows, make_windows
+
+__all__ = [
+    "ALL_COLUMNS", "MIN_VALIDATION_WINDOWS", "PRICE_COLUMNS", "TIME_COLUMNS", "Contexts", "Series", "Windows",
+    "canonical", "check_symbol", "csv_path", "file_sha256", "load_series", "make_windows", "symbols_in",
+    "synthetic_ohlcv", "write_synthetic",
+]
