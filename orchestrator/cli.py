@@ -61,8 +61,8 @@ DataDir = Annotated[Optional[Path], typer.Option(help="Directory of <SYMBOL>.csv
 SpaceFile = Annotated[Optional[Path], typer.Option("--space", help="Search space TOML replacing configs/spaces/<model>.toml")]
 ValWindows = Annotated[Optional[int], typer.Option(help="At most this many validation windows, as many as the data allow [default: 250]")]
 TestWindows = Annotated[Optional[int], typer.Option(help="Test windows, never used for selection [default: 60]")]
-CommitRule = Annotated[Optional[str], typer.Option(help="significant: commit only when the paired test is confident the candidate is better; any: any improvement [default: significant]")]
-MinConfidence = Annotated[Optional[float], typer.Option(help="Confidence the candidate is better, for --commit-rule significant [default: 0.95]")]
+CommitRule = Annotated[Optional[str], typer.Option(help="spa: commit only when a test over every config tried is confident the candidate beats the incumbent; significant: the paired test of the candidate alone; any: any improvement [default: spa]")]
+MinConfidence = Annotated[Optional[float], typer.Option(help="Confidence the candidate is better, for --commit-rule spa or significant [default: 0.95]")]
 Price = Annotated[Optional[str], typer.Option(help="The column used as close, e.g. adj_close [default: close, or the file's only price column]")]
 DropMissing = Annotated[Optional[bool], typer.Option("--drop-missing/--no-drop-missing", help="Drop rows with blank or '.' cells (recorded) instead of refusing the file [default: no]")]
 DayFirst = Annotated[Optional[bool], typer.Option("--dayfirst/--no-dayfirst", help="Dates with slashes are day-first (31/12/2024) [default: month-first]")]
@@ -213,8 +213,8 @@ def commit(
     storage: Storage = None,
     best_dir: BestDir = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Where <SYMBOL>.csv is on this machine [default: the path the study recorded]")] = None,
-    commit_rule: Annotated[Optional[str], typer.Option(help="significant | any [default: the study's rule]")] = None,
-    min_confidence: Annotated[Optional[float], typer.Option(help="For --commit-rule significant [default: the study's]")] = None,
+    commit_rule: Annotated[Optional[str], typer.Option(help="spa | significant | any [default: the study's rule]")] = None,
+    min_confidence: Annotated[Optional[float], typer.Option(help="For --commit-rule spa or significant [default: the study's]")] = None,
 ) -> None:
     """Run the commit protocol for a study whose trials workers ran; the config is written on this machine."""
     from orchestrator.dashboard import record_decision

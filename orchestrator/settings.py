@@ -28,8 +28,8 @@ class Settings(BaseModel):
     test_windows: int = Field(60, ge=1)
     eval_runs: int = Field(3, ge=1)
     confirm_runs: int = Field(3, ge=1)
-    commit_rule: Literal["significant", "any"] = "significant"
-    min_confidence: float = Field(0.95, gt=0, lt=1, description="confidence the candidate is better (significant)")
+    commit_rule: Literal["spa", "significant", "any"] = "spa"
+    min_confidence: float = Field(0.95, gt=0, lt=1, description="confidence the candidate is better (spa, significant)")
     trials: int = Field(100, ge=1)
     sampler: Literal["tpe", "cmaes"] = "tpe"
     seed: int = Field(0, ge=0)

@@ -3,14 +3,21 @@ and against arch, its size when no config is better, its power on a planted bett
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 from arch.bootstrap import SPA, StationaryBootstrap, optimal_block_length
+from optuna.trial import TrialState
 
-from orchestrator.commit import CommitRule
+from orchestrator.commit import CommitRule, decide, tried_configs
+from orchestrator.data import load_series, make_windows
+from orchestrator.evaluation import Evaluator
 from orchestrator.evidence import paired_evidence, spa_evidence, stationary_bootstrap_variance
+from orchestrator.models.base import ModelOptions, create
 
 
 def errors(seed: int, configs: int = 100, windows: int = 250, better: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -115,3 +122,39 @@ def test_when_no_config_is_better_spa_commits_in_at_most_8_percent_of_seeds() ->
 def test_a_planted_better_config_commits() -> None:
     commits = [verdicts(seed, (CommitRule("spa", 0.95),), better=0.2)[0] for seed in range(10)]
     assert sum(commits) >= 9
+
+
+GOOD = {"context_length": 128, "ewma_halflife": 20.0, "drift": False, "num_samples": 1024, "aggregate": "median"}
+OTHER = {**GOOD, "aggregate": "mean"}
+THIRD = {**GOOD, "ewma_halflife": 10.0}
+BAD = {"context_length": 32, "ewma_halflife": 2.0, "drift": True, "num_samples": 64, "aggregate": "quantile_0.1"}
+
+
+def test_a_decision_tests_every_distinct_complete_config_rescored_on_the_confirm_runs(workdir: Path) -> None:
+    series = load_series(Path("trainingdata"), "BTCUSD")
+    evaluator = Evaluator(create("fhs", ModelOptions()), series, make_windows(series, 250, 60, 32), seed=0)
+    configs = (GOOD, OTHER, THIRD, BAD)
+    distributions = {k: optuna.distributions.CategoricalDistribution(sorted({c[k] for c in configs}, key=str))
+                     for k in GOOD}
+    study = optuna.create_study(direction="minimize")
+    for key, value in {"model": "fhs", "symbol": "BTCUSD", "seed": 0, "eval_runs": 3}.items():
+        study.set_user_attr(key, value)
+    for params, value, state, attrs in ((GOOD, 0.010, TrialState.COMPLETE, {}),
+                                        (GOOD, 0.010, TrialState.COMPLETE, {"reused_from": 0}),  # counts once
+                                        (THIRD, None, TrialState.PRUNED, {}),  # partial runs: left out
+                                        (OTHER, 0.011, TrialState.COMPLETE, {}),
+                                        (BAD, 0.020, TrialState.COMPLETE, {})):  # the incumbent: the benchmark
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value,
+                                                  state=state, user_attrs=attrs))
+    best_dir = workdir / "best"
+    (best_dir / "fhs").mkdir(parents=True)
+    (best_dir / "fhs" / "BTCUSD.json").write_text(json.dumps({"symbol": "BTCUSD", "model": "fhs", "params": BAD}))
+    assert [t.number for t in tried_configs(study, BAD)] == [0, 3]
+    decision = decide(study, evaluator, best_dir, range(3, 6), "memory", CommitRule("spa", 0.95),
+                      {"data": {"rows": series.rows}, "options": {}})
+    confirm = [evaluator.evaluate(p, range(3, 6)).window_errors for p in (GOOD, OTHER, BAD)]
+    expected = spa_evidence(confirm[2], np.column_stack(confirm[:2]), 0, seed=0)
+    spa = decision.evidence["spa"]
+    assert (spa["configs"], spa["p_value"], spa["block"]) == (2, expected.p_value, expected.block)
+    assert decision.committed == (decision.evidence["improvement"] > 0 and expected.confidence >= 0.95)
+    assert decision.committed and "; best of 2 configs: p=" in decision.line
