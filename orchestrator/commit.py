@@ -7,7 +7,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,8 @@ class CommitRule:
 
     rule: str = "spa"
     min_confidence: float = 0.95
+    spa_configs: int | None = None
+    """The SPA test rescores at most this many configs, the best search values first; all when None."""
 
     def passes(self, evidence: Evidence, spa: SpaEvidence | None = None) -> bool:
         if evidence.improvement <= 0:
@@ -254,7 +256,7 @@ def _decide_locked(study, best, evaluator, path, candidate, confirm_runs, storag
             incumbent = {"params": record["params"], "validation": None, "error": str(exc) or type(exc).__name__}
     spa = None
     if evidence is not None:
-        spa = _spa(study, best, evaluator, confirm_runs, record["params"], errors, incumbent_errors)
+        spa = _spa(study, best, evaluator, confirm_runs, record["params"], errors, incumbent_errors, rule.spa_configs)
     committed = incumbent is None or evidence is None or rule.passes(evidence, spa)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     naive = (study.user_attrs.get("naive_mae") or {}).get("validation")
@@ -287,11 +289,12 @@ def tried_configs(study: optuna.Study, incumbent: dict[str, Any]) -> list[Frozen
 
 
 def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, Any], candidate_errors: np.ndarray,
-         incumbent_errors: np.ndarray) -> SpaEvidence:
-    """The SPA test of every tried config, each rescored on the confirm runs (the candidate's errors are reused).
-    Configs are scored grouped by their encode params, so each encode runs at most once; a config that fails on
-    the confirm runs (NaN forecasts) is left out."""
-    trials = tried_configs(study, incumbent)
+         incumbent_errors: np.ndarray, limit: int | None) -> SpaEvidence:
+    """The SPA test of the tried configs (at most `limit`, the best search values first), each rescored on the
+    confirm runs (the candidate's errors are reused). Configs are scored grouped by their encode params, so each
+    encode runs at most once; a config that fails on the confirm runs (NaN forecasts) is left out."""
+    tried = tried_configs(study, incumbent)
+    trials = tried[:limit]
     columns = {0: candidate_errors}
     encode_params = sorted(evaluator.forecaster.encode_params)
     by_encode = sorted(range(1, len(trials)),
@@ -302,7 +305,8 @@ def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, An
         except ForecastError:
             continue
     matrix = np.stack([columns[i] for i in sorted(columns)], axis=1)
-    return spa_evidence(incumbent_errors, matrix, 0, seed=study.user_attrs["seed"])
+    spa = spa_evidence(incumbent_errors, matrix, 0, seed=study.user_attrs["seed"])
+    return replace(spa, tried=len(tried))
 
 
 def _key(params: dict[str, Any]) -> str:

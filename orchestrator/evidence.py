@@ -111,14 +111,17 @@ class SpaEvidence:
     configs: int
     reps: int
     block: int
+    tried: int | None = None
+    """Distinct configs the study tried, when only the best `configs` of them were tested."""
 
     @property
     def confidence(self) -> float:
         return 1.0 - self.p_value
 
     def summary(self) -> str:
-        """'best of 87 configs: p=0.012'."""
-        return f"best of {self.configs} configs: p={_p(self.p_value)}"
+        """'best of 87 configs: p=0.012', or 'best of 87 configs (the 30 best tested): p=0.02'."""
+        bounded = f" (the {self.configs} best tested)" if (self.tried or 0) > self.configs else ""
+        return f"best of {max(self.tried or 0, self.configs)} configs{bounded}: p={_p(self.p_value)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "confidence": self.confidence}

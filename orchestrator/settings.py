@@ -30,6 +30,8 @@ class Settings(BaseModel):
     confirm_runs: int = Field(3, ge=1)
     commit_rule: Literal["spa", "significant", "any"] = "spa"
     min_confidence: float = Field(0.95, gt=0, lt=1, description="confidence the candidate is better (spa, significant)")
+    spa_configs: int | None = Field(None, ge=1, description="the SPA test rescores at most this many configs, best "
+                                    "search values first (all when unset)")
     trials: int = Field(100, ge=1)
     sampler: Literal["tpe", "cmaes"] = "tpe"
     seed: int = Field(0, ge=0)
@@ -53,7 +55,7 @@ class Settings(BaseModel):
 
 
 STUDY_KEYS = ("val_windows", "test_windows", "eval_runs", "confirm_runs", "seed", "commit_rule", "min_confidence",
-              "price", "drop_missing", "dayfirst")
+              "spa_configs", "price", "drop_missing", "dayfirst")
 """Settings that belong to a study: a resumed study keeps its recorded values unless a flag sets them."""
 LEGACY = {"commit_rule": "any"}
 """Values of study settings that studies recorded before the setting existed (their decisions used `any`)."""

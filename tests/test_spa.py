@@ -130,6 +130,11 @@ THIRD = {**GOOD, "ewma_halflife": 10.0}
 BAD = {"context_length": 32, "ewma_halflife": 2.0, "drift": True, "num_samples": 64, "aggregate": "quantile_0.1"}
 
 
+def write_incumbent(best_dir: Path, params: dict) -> None:
+    (best_dir / "fhs").mkdir(parents=True)
+    (best_dir / "fhs" / "BTCUSD.json").write_text(json.dumps({"symbol": "BTCUSD", "model": "fhs", "params": params}))
+
+
 def test_a_decision_tests_every_distinct_complete_config_rescored_on_the_confirm_runs(workdir: Path) -> None:
     series = load_series(Path("trainingdata"), "BTCUSD")
     evaluator = Evaluator(create("fhs", ModelOptions()), series, make_windows(series, 250, 60, 32), seed=0)
@@ -147,8 +152,7 @@ def test_a_decision_tests_every_distinct_complete_config_rescored_on_the_confirm
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value,
                                                   state=state, user_attrs=attrs))
     best_dir = workdir / "best"
-    (best_dir / "fhs").mkdir(parents=True)
-    (best_dir / "fhs" / "BTCUSD.json").write_text(json.dumps({"symbol": "BTCUSD", "model": "fhs", "params": BAD}))
+    write_incumbent(best_dir, BAD)
     assert [t.number for t in tried_configs(study, BAD)] == [0, 3]
     decision = decide(study, evaluator, best_dir, range(3, 6), "memory", CommitRule("spa", 0.95),
                       {"data": {"rows": series.rows}, "options": {}})
@@ -158,3 +162,11 @@ def test_a_decision_tests_every_distinct_complete_config_rescored_on_the_confirm
     assert (spa["configs"], spa["p_value"], spa["block"]) == (2, expected.p_value, expected.block)
     assert decision.committed == (decision.evidence["improvement"] > 0 and expected.confidence >= 0.95)
     assert decision.committed and "; best of 2 configs: p=" in decision.line
+    bounded_dir = workdir / "bounded"  # the same decision, testing only the best config
+    write_incumbent(bounded_dir, BAD)
+    bounded = decide(study, evaluator, bounded_dir, range(3, 6), "memory", CommitRule("spa", 0.95, 1),
+                     {"data": {"rows": series.rows}, "options": {}})
+    only_best = spa_evidence(confirm[2], np.column_stack(confirm[:1]), 0, seed=0)
+    assert (bounded.evidence["spa"]["configs"], bounded.evidence["spa"]["tried"]) == (1, 2)
+    assert bounded.evidence["spa"]["p_value"] == only_best.p_value and bounded.rule["spa_configs"] == 1
+    assert "; best of 2 configs (the 1 best tested): p=" in bounded.line
