@@ -111,6 +111,8 @@ class SpaEvidence:
     configs: int
     reps: int
     block: int
+    any_p_value: float | None = None
+    """Hansen's SPA p-value of the largest statistic: that no config beats the incumbent (<= p_value)."""
     tried: int | None = None
     """Distinct configs the study tried, when only the best `configs` of them were tested."""
 
@@ -156,15 +158,17 @@ def spa_evidence(incumbent: np.ndarray, configs: np.ndarray, candidate: int, see
     block = max(1, round(float(np.median(optimal_block_length(d)["stationary"]))))
     omega = np.sqrt(np.maximum(stationary_bootstrap_variance(d, block), np.finfo(float).tiny))
     mean = d.mean(axis=0)
-    statistic = float(math.sqrt(n) * mean[column] / omega[column])
-    if statistic <= 0:
-        return SpaEvidence(1.0, statistic, k, reps, block)
+    statistics = math.sqrt(n) * mean / omega
+    statistic, largest = float(statistics[column]), float(statistics.max())
+    if largest <= 0:
+        return SpaEvidence(1.0, statistic, k, reps, block, 1.0)
     recentre = np.where(mean >= -omega * math.sqrt(2 * math.log(math.log(n)) / n), mean, 0.0)
     bootstrap = StationaryBootstrap(block, d, seed=seed)
     rows = np.stack([bootstrap.update_indices() for _ in range(reps)])  # [reps, n] resampled window indices
     counts = np.bincount((rows + n * np.arange(reps)[:, None]).ravel(), minlength=reps * n).reshape(reps, n)
-    z = math.sqrt(n) * (counts @ d / n - recentre) / omega  # [reps, configs]
-    return SpaEvidence(float(np.mean(z.max(axis=1) > statistic)), statistic, k, reps, block)
+    simulated = (math.sqrt(n) * (counts @ d / n - recentre) / omega).max(axis=1)  # [reps]: the largest statistic
+    p = float(np.mean(simulated > statistic)) if statistic > 0 else 1.0
+    return SpaEvidence(p, statistic, k, reps, block, float(np.mean(simulated > largest)))
 
 
 def stationary_bootstrap_variance(x: np.ndarray, block: int) -> np.ndarray:

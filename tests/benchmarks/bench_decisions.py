@@ -60,8 +60,10 @@ POOR = {
     "drift": {"context_length": 32, "ewma_halflife": 2.0, "drift": True, "num_samples": 64, "aggregate": "mean"},
     "quantile": {**PLAUSIBLE, "aggregate": "quantile_0.1"},
 }
-RULES = (("any", "any", 0.95), ("significant>=0.95", "significant", 0.95), ("significant>=0.99", "significant", 0.99),
-         ("spa>=0.95", "spa", 0.95))
+RULES = ("any", "significant>=0.95", "significant>=0.99", "spa>=0.90", "spa>=0.95", "spa>=0.99", "spa-any>=0.95")
+"""Rules side by side: `any`; `significant` and `spa` at a min_confidence; `spa-any` (not a library rule): the
+candidate is better and Hansen's SPA p-value of the largest statistic (SpaEvidence.any_p_value: some config beats
+the incumbent) is at most 1 - min_confidence. With " best M": the SPA test over the best M configs only."""
 DEFAULT_RULE = "spa>=0.95"
 FORWARD_SEED = 20240611  # not the studies' seed: the forward runs are draws no study has seen
 
@@ -207,21 +209,37 @@ def run_study(home: Path, data_dir: Path, symbol: str, incumbent: dict[str, Any]
     return out
 
 
-def posthoc(evidence: dict[str, Any], tested: tuple[np.ndarray, np.ndarray, int], bounds: list[int]) -> dict[str, bool]:
-    """Each rule's verdict on the recorded evidence by the library's CommitRule; `spa best M` on the tested errors."""
-    from orchestrator.commit import CommitRule
-    from orchestrator.evidence import Evidence, SpaEvidence, spa_evidence
+def spa_confidences(evidence: dict[str, Any], tested: tuple[np.ndarray, np.ndarray, int],
+                    bounds: list[int]) -> dict[str, dict[str, float]]:
+    """1 - p of the library's SPA test ("candidate") and of Hansen's largest statistic ("any"), over all tested
+    configs (as recorded by the decision) and over the best M of them (recomputed on the tested errors)."""
+    from orchestrator.evidence import spa_evidence
 
-    values = {k: evidence[k] for k in Evidence.__dataclass_fields__}
-    values["statistic"] = values["statistic"] if values["statistic"] is not None else float("nan")
-    paired = Evidence(**values)
-    spa = SpaEvidence(**{k: evidence["spa"][k] for k in ("p_value", "configs", "reps", "block")}, statistic=0.0)
-    verdicts = {name: CommitRule(rule, confidence).passes(paired, spa) for name, rule, confidence in RULES}
+    def both(p_value: float, any_p_value: float | None) -> dict[str, float]:
+        return {"candidate": 1.0 - p_value, "any": 1.0 - (p_value if any_p_value is None else any_p_value)}
+
+    out = {"all": {**both(evidence["spa"]["p_value"], evidence["spa"]["any_p_value"]),
+                   "candidate": evidence["spa"]["confidence"]}}
     incumbent, configs, seed = tested
     for m in bounds:
         bounded = spa_evidence(incumbent, configs[:, :m], 0, seed=seed)
-        verdicts[f"spa>=0.95 best {m}"] = CommitRule("spa", 0.95).passes(paired, bounded)
-    return verdicts
+        out[str(m)] = both(bounded.p_value, bounded.any_p_value)
+    return out
+
+
+def verdict(record: dict[str, Any], name: str) -> bool:
+    """A rule's verdict on a decision's record, by the library's CommitRule.passes on its recorded improvement and
+    confidences ("spa>=0.95 best 10": the spa rule at 0.95 over the best 10 configs)."""
+    from types import SimpleNamespace
+
+    from orchestrator.commit import CommitRule
+
+    head, _, bound = name.partition(" best ")
+    kind, _, threshold = head.partition(">=")
+    spa = record["spa"][bound or "all"]["any" if kind == "spa-any" else "candidate"]
+    paired = SimpleNamespace(improvement=record["improvement"], confidence=record["confidence"])
+    rule = CommitRule("spa" if kind == "spa-any" else kind, float(threshold or 0.95))
+    return rule.passes(paired, SimpleNamespace(confidence=spa))
 
 
 def unit(args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -262,28 +280,35 @@ def unit(args: dict[str, Any]) -> list[dict[str, Any]]:
     planted = forward(PLAUSIBLE) / forward(incumbents["poor"]) - 1
     records = []
     for kind, params in incumbents.items():
+        if kind not in args["incumbents"]:
+            continue
         tag = f"{symbol}_{cut}_{kind}"
         decisions = run_study(root / "studies" / tag, data_dir, symbol, params, args["trials"], drop_missing,
                               forecaster, recorder)
         for d in decisions:
-            verdicts = posthoc(d["evidence"], d["tested"], args["bounds"])
-            if verdicts[DEFAULT_RULE] != d["committed"]:
-                raise AssertionError(f"{tag} at {d['trials']} trials: CommitRule('spa') gives "
-                                     f"{verdicts[DEFAULT_RULE]}, the library decided {d['committed']}")
             change = forward(d["params"]) / forward(params) - 1
             evidence = d["evidence"]
-            records.append({
+            record = {
                 "symbol": symbol, "cut": cut, "incumbent": kind, "trials": d["trials"],
                 "windows_used": d["windows_used"], "trial": d["trial"], "same_as_incumbent": d["params"] == params,
                 "params": d["params"], "improvement": evidence["improvement"], "confidence": evidence["confidence"],
-                "spa_confidence": evidence["spa"]["confidence"], "configs": evidence["spa"]["configs"],
-                "verdicts": verdicts, "forward_change": change,
+                "spa": spa_confidences(evidence, d["tested"], args["bounds"]), "configs": evidence["spa"]["configs"],
+                "block": evidence["spa"]["block"], "forward_change": change,
                 "planted_change": planted if kind == "poor" else None,
                 "counts": {"complete": d["complete"], "pruned": d["pruned"], "failed": d["failed"]},
                 "decision_seconds": d["decision_seconds"], "seconds": d["seconds"],
-            })
+            }
+            if verdict(record, DEFAULT_RULE) != d["committed"]:
+                raise AssertionError(f"{tag} at {d['trials']} trials: CommitRule('spa') gives "
+                                     f"{verdict(record, DEFAULT_RULE)}, the library decided {d['committed']}")
+            records.append(record)
+            if args["matrices"]:  # the tested errors, for analyses this file does not make
+                incumbent_errors, configs, seed = d["tested"]
+                np.savez_compressed(Path(args["matrices"]) / f"{tag}_{d['trials']}.npz", incumbent=incumbent_errors,
+                                    configs=configs, seed=seed, forward_change=change)
             log(f"{tag} {d['trials']} trials: improvement {evidence['improvement']:+.4f} confidence "
-                f"{evidence['confidence']:.3f} spa {evidence['spa']['confidence']:.3f} over {evidence['spa']['configs']} "
+                f"{evidence['confidence']:.3f} spa {record['spa']['all']['candidate']:.3f} (any "
+                f"{record['spa']['all']['any']:.3f}) over {evidence['spa']['configs']} "
                 f"configs, forward {change:+.4f} ({d['seconds']:.0f}s, decision {d['decision_seconds']:.1f}s)")
     return records
 
@@ -312,16 +337,16 @@ def summarize(records: list[dict[str, Any]], trial_counts: list[int], rules: lis
                              "median_decision_seconds": statistics.median(r["decision_seconds"] for r in group)})
             planted = [r for r in group if kind == "poor" and r["planted_change"] < 0]
             for name in rules:
-                commits = [r for r in group if r["verdicts"][name]]
+                commits = [r for r in group if verdict(r, name)]
                 cell = {"trials": trials, "incumbent": kind, "rule": name, "studies": len(group),
                         "commits": len(commits), "commits_worse": sum(r["forward_change"] > 0 for r in commits),
                         "share_worse": share(sum(r["forward_change"] > 0 for r in commits), len(commits)),
                         "mean_forward_change_of_commits": mean([r["forward_change"] for r in commits]),
-                        "mean_forward_change_per_study": mean([r["forward_change"] if r["verdicts"][name] else 0.0
+                        "mean_forward_change_per_study": mean([r["forward_change"] if verdict(r, name) else 0.0
                                                                for r in group])}
                 if kind == "poor":
                     cell["planted_better_on_future"] = len(planted)
-                    cell["committed_where_planted_better"] = sum(r["verdicts"][name] for r in planted)
+                    cell["committed_where_planted_better"] = sum(verdict(r, name) for r in planted)
                 cells.append(cell)
         for name in rules:
             by_kind = {c["incumbent"]: c for c in cells if c["trials"] == trials and c["rule"] == name}
@@ -374,6 +399,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2250, help="bars of each generated series")
     parser.add_argument("--forward-runs", type=int, default=16)
     parser.add_argument("--poor", choices=sorted(POOR), default="drift", help="the poor incumbent")
+    parser.add_argument("--incumbents", nargs="+", choices=("plausible", "poor"), default=["plausible", "poor"])
     parser.add_argument("--bounds", type=int, nargs="*", default=[10, 30], help="M of the 'spa best M' rows")
     parser.add_argument("--seed", type=int, default=0, help="data seed (generated series)")
     parser.add_argument("--jobs", type=int, default=1, help="processes, one (series, cut) each")
@@ -382,6 +408,7 @@ def main() -> None:
     parser.add_argument("--details", action="store_true", help="also print every decision's record")
     parser.add_argument("--save", type=Path, help="append each decision's record to this JSON-lines file as it comes")
     parser.add_argument("--load", type=Path, help="summarize the records saved in this file instead of running")
+    parser.add_argument("--matrices", type=Path, help="save each decision's tested errors here (.npz)")
     parser.add_argument("--quick", action="store_true", help="1 cut per series, trials 10 and 20")
     args = parser.parse_args()
     if args.quick:
@@ -399,9 +426,12 @@ def main() -> None:
         for cut in cut_points(len(bar_rows(frame)), args.history, args.step, args.cuts):
             units.append({"symbol": symbol, "cut": cut, "root": str(root), "rows": args.rows, "seed": args.seed,
                           "history": args.history, "trials": args.trials, "forward_runs": args.forward_runs,
-                          "poor": args.poor, "threads": args.threads, "bounds": args.bounds})
-    log(f"bench_decisions: {len(units)} (series, cut) x 2 incumbents, one study each decided at {args.trials} "
+                          "poor": args.poor, "incumbents": args.incumbents, "threads": args.threads,
+                          "bounds": args.bounds, "matrices": args.matrices and str(args.matrices)})
+    log(f"bench_decisions: {len(units)} (series, cut) x {args.incumbents}, one study each decided at {args.trials} "
         f"trials, in {root}")
+    if args.matrices:
+        args.matrices.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
 
     def keep(found: list[dict[str, Any]]) -> None:
@@ -422,7 +452,7 @@ def main() -> None:
                 keep(unit(u))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    rules = [name for name, _, _ in RULES] + [f"spa>=0.95 best {m}" for m in args.bounds]
+    rules = [*RULES, *(f"{rule} best {m}" for rule in ("spa>=0.95", "spa-any>=0.95") for m in args.bounds)]
     summary = summarize(records, args.trials, rules)
     result = {
         "benchmark": "commit decisions scored on the 250 bars after them (fhs studies through the library)",
