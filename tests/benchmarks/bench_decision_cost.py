@@ -97,7 +97,7 @@ def measure(model: str, trials: int, root: Path, kronos_arch: str) -> dict[str, 
                                                 _score(evaluator, INCUMBENTS[model], confirm))[0])
         incumbent_errors = evaluator.evaluate(INCUMBENTS[model], confirm, "validation").window_errors
         spa_seconds, spa = timed(lambda: _spa(study, best, evaluator, confirm, INCUMBENTS[model], candidate[1],
-                                              incumbent_errors))
+                                              incumbent_errors, None))
         out[case] = {"paired_seconds": paired, "spa_seconds": spa_seconds,
                      "spa_per_config_ms": round(1000 * spa_seconds / max(len(configs) - 1, 1), 2),
                      "spa_in_trials": round(spa_seconds / statistics.median(seconds), 1),

@@ -1,8 +1,8 @@
 """Do commit decisions hold on future bars? Real fhs studies through the library, each decision scored on the 250
 bars after its history, for each commit rule (any, significant, spa) at several trial counts.
 
-Run: python tests/benchmarks/bench_decisions.py [--series real|generated] [--cuts 8] [--trials 30 100]
-     [--jobs 2] [--quick]
+Run: python tests/benchmarks/bench_decisions.py [--series real|generated] [--cuts 8] [--trials 30 100 300]
+     [--poor drift|quantile] [--incumbents plausible poor] [--jobs 2] [--save FILE] [--load FILE] [--quick]
 Prints one JSON object on stdout (progress lines on stderr).
 
 Setup
@@ -24,11 +24,13 @@ Setup
   exists). It runs to each `--trials` count in turn (30, then on to 100, ...: the study a user resumes with a
   higher target) and decides at each one through `work`, into a best dir of that count's own, so every count
   decides against the same incumbent.
-- Rules, side by side on the same decisions: `any`, `significant` (0.95, 0.99) and `spa` (0.95) by the library's
-  `CommitRule.passes` on the decision's recorded evidence (paired test and SPA test); the library's own verdict
-  (spa) is asserted equal to the post hoc one in every decision. `spa best M` (for `--bounds`): the SPA test over
-  only the best M configs by search value, on the same rescored errors (the benchmark records the matrix the
-  library tests, by wrapping `orchestrator.commit.spa_evidence`), i.e. what `spa_configs = M` would decide.
+- Rules, side by side on the same decisions: `any`, `significant` (0.95, 0.99) and `spa` (0.90, 0.95, 0.99) by the
+  library's `CommitRule.passes` on the decision's recorded evidence (paired test and SPA test); the library's own
+  verdict (spa 0.95) is asserted equal to the post hoc one in every decision. `spa-any` (no library rule): the
+  candidate is better and Hansen's SPA p-value of the largest statistic (some config beats the incumbent, not
+  necessarily the candidate) is at most 0.05. `... best M` (for `--bounds`): the SPA test over only the best M
+  configs by search value, on the same rescored errors (the benchmark records the matrix the library tests, by
+  wrapping `orchestrator.commit.spa_evidence`), i.e. what `spa_configs = M` would decide.
 - Forward scoring: candidate (the study's best trial) and incumbent on the 250 future bars, `--forward-runs` runs
   (16), one seed for both (common random numbers). Forward change = candidate MAE / incumbent MAE - 1 (negative:
   the candidate is better); "worse" = a positive change.
