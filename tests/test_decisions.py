@@ -182,6 +182,7 @@ def test_the_evidence_shows_in_every_place_a_decision_shows(workdir: Path) -> No
     study = optuna.load_study(study_name="fhs/BTCUSD", storage="sqlite:///studies/optuna.db")
     note = get_note(study)
     assert "Paired evidence over 250 validation windows" in note and summary in note
+    assert f"Hansen's SPA test over the {evidence['spa']['configs']} distinct configs tried" in note
     assert cli("report").exit_code == 0
     assert html.escape(summary) in Path("studies/report.html").read_text()
     launched = cli("launch", "--models", "fhs", "--symbols", "ETHUSD", "--trials", "4", "--save-summary", "s.json")
