@@ -37,19 +37,23 @@ def read_champions(best_dir: Path) -> dict[str, Any]:
     return record
 
 
-def write_champions(best_dir: Path, rows: list[dict[str, Any]]) -> Path | None:
-    """Write the leaderboard rows of the symbols whose every committed model was compared, atomically and under the
-    file's lock; other symbols keep their earlier entries. None when no row qualifies."""
+def write_champions(best_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path | None, list[str]]:
+    """(the file or None, a note per symbol left as it was). Rows of the symbols whose every committed model was
+    compared are written, atomically and under the file's lock; other symbols keep their earlier entries: a champion
+    chosen without one of the symbol's families is not what a trading system should read."""
     complete = {row["symbol"]: row for row in rows if not row["not_compared"]}
+    notes = [f"{row['symbol']}: not written to {CHAMPIONS} (an earlier entry stays): not every committed model was "
+             f"compared ({', '.join(f'{m}: {why}' for m, why in row['not_compared'].items())})"
+             for row in rows if row["not_compared"]]
     if not complete:
-        return None
+        return None, notes
     path = Path(best_dir) / CHAMPIONS
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         symbols = {**read_champions(best_dir).get("symbols", {}), **complete}
         _write_atomic(path, {"updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                              "symbols": dict(sorted(symbols.items()))})
-    return path
+    return path, notes
 
 
 def symbol_figure(row: dict[str, Any]) -> Figure:

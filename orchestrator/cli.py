@@ -370,11 +370,12 @@ def leaderboard(
                              _split(models) if models else None, runs, mcs_level, settings.device, settings.seed,
                              notes.append)
     rows = [as_dict(board) for board in boards]
-    written = write_champions(settings.best_dir, rows)
+    written, kept = write_champions(settings.best_dir, rows)
+    notes += kept
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"symbols": rows, "not_scored": notes, "problems": problems,
+        print(json.dumps({"symbols": rows, "notes": notes, "problems": problems,
                           "written": None if written is None else str(written)}, indent=2))
     else:
         for note in notes:

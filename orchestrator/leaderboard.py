@@ -157,6 +157,7 @@ def leaderboard(
             problems.append(f"symbol {symbol}: no committed config in {best_dir} for "
                             f"{', '.join(models) if models else 'any model'}; run `orchestrator optimize` first")
     chosen = [s for s in sorted(found) if symbols is None or s in symbols]
+    every = _committed(Path(best_dir), None, []) if models is not None else found
     history = [e for e in read_history(best_dir) if e.get("kind", "decision") == "decision"]
     forecasters: dict[tuple[str, ModelOptions], Forecaster] = {}
     boards = []
@@ -164,6 +165,7 @@ def leaderboard(
         board = _board(symbol, found[symbol], history, data_dir, runs, level, device, seed, forecasters, problems,
                        report)
         if board is not None:
+            board.not_compared.update({m: "left out by --models" for m in every[symbol] if m not in found[symbol]})
             boards.append(board)
     return boards, problems
 
