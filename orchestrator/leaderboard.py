@@ -230,7 +230,7 @@ def _board(symbol, paths, history, data_dir, runs, level, device, seed, forecast
     for model, c in compared.items():
         try:
             errors[model], used[model] = _errors(c, series[model], ends, runs, device, seed, forecasters)
-        except (BadInput, ForecastError, KeyError) as exc:
+        except (BadInput, ForecastError, KeyError, ValueError) as exc:
             drop(model, f"cannot be scored ({exc or type(exc).__name__})")
     if not errors:
         return None
@@ -246,7 +246,8 @@ def _compared(model: str, symbol: str, path: Path, history: list[dict[str, Any]]
     """The committed config and what its latest decision saw (the committed JSON's own record when the history has
     no decision for it with that)."""
     record = read_config(path)
-    assert record is not None  # found by listing the directory
+    if record is None:
+        raise BadInput(f"{path}: removed while the leaderboard ran; run it again")
     latest = [e for e in history if (e.get("model"), e.get("symbol")) == (model, symbol)]
     source = latest[-1] if latest and "data" in latest[-1] else record
     test = (source.get("candidate", source).get("test") or {}).get("windows")
@@ -292,8 +293,8 @@ def _errors(c: Compared, series: Series, ends: np.ndarray, runs: int, device: st
         forecasters[key] = create(*key)
     forecaster = forecasters[key]
     if "weights_id" in c.options and forecaster.weights_id != c.options["weights_id"]:
-        raise BadInput(f"the weights changed since the decision ({c.options['weights_id']} -> "
-                       f"{forecaster.weights_id}); pass the decision's weights")
+        raise BadInput(f"the weights at {c.options.get('weights') or 'the default id'} changed since the decision "
+                       f"({c.options['weights_id']} -> {forecaster.weights_id}); restore them or re-tune this model")
     used = runs if forecaster.stochastic else 1
     evaluator = Evaluator(forecaster, series, Windows(validation=ends, test=ends), seed)
     return evaluator.evaluate(c.params, range(used), "validation").window_errors, used
