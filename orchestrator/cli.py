@@ -347,6 +347,49 @@ def scorecard(
 
 @app.command()
 @exits_2_on_bad_input
+def leaderboard(
+    symbols: Annotated[Optional[str], typer.Option(help="Comma-separated symbols [default: every symbol with a committed config]")] = None,
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated models [default: every model in --best-dir]")] = None,
+    best_dir: BestDir = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Where the <SYMBOL>.csv files are now [default: the paths the decisions recorded]")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Runs per sampling model, the same random draws for all (deterministic models: 1)")] = 16,
+    mcs_level: Annotated[float, typer.Option(min=0.5, max=0.999, help="Confidence of the model confidence set")] = 0.90,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the runs and of the bootstrap [default: 0]")] = None,
+    device: Device = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+) -> None:
+    """Which model for each symbol: every committed config and the naive forecast on bars none was selected on,
+    the model confidence set, the champion; written to <best-dir>/champions.json."""
+    from orchestrator.champions import read_champions, write_champions
+    from orchestrator.leaderboard import as_dict, leaderboard as score, tables
+
+    settings = load_settings(dict(best_dir=best_dir, device=device, seed=seed))
+    read_champions(settings.best_dir)  # a corrupt file is refused before any scoring
+    notes: list[str] = []
+    boards, problems = score(settings.best_dir, data_dir, _split(symbols) if symbols else None,
+                             _split(models) if models else None, runs, mcs_level, settings.device, settings.seed,
+                             notes.append)
+    rows = [as_dict(board) for board in boards]
+    written, kept = write_champions(settings.best_dir, rows)
+    notes += kept
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"symbols": rows, "notes": notes, "problems": problems,
+                          "written": None if written is None else str(written)}, indent=2))
+    else:
+        for note in notes:
+            out.print(note, highlight=False)
+        for table in tables(rows):
+            out.print(table)
+        if written is not None:
+            out.print(f"wrote {written}")
+    if problems:
+        raise typer.Exit(2)
+
+
+@app.command()
+@exits_2_on_bad_input
 def demo() -> None:
     """The whole flow on generated data with the built-in model: no weights, no network; writes only studies/demo/."""
     from orchestrator.demo import run_demo
@@ -379,10 +422,11 @@ def report(
     storage: Storage = None,
     out_file: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("studies/report.html"),
     artifact_dir: ArtifactDir = None,
+    best_dir: Annotated[Optional[Path], typer.Option(help="Where champions.json is (orchestrator leaderboard) [default: configs/best]")] = None,
 ) -> None:
-    """Write one self-contained HTML page on every study (no server needed)."""
+    """Write one self-contained HTML page on every study (no server needed), with the champions per symbol."""
     from orchestrator.dashboard import write_report
 
-    settings = load_settings(dict(storage=storage, artifact_dir=artifact_dir))
-    path = write_report(settings.storage, out_file, settings.artifact_dir)
+    settings = load_settings(dict(storage=storage, artifact_dir=artifact_dir, best_dir=best_dir))
+    path = write_report(settings.storage, out_file, settings.artifact_dir, settings.best_dir)
     out.print(f"wrote {path}")

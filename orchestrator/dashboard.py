@@ -98,8 +98,9 @@ def record_decision(
             upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
 
 
-def write_report(storage_url: str, out: Path, artifact_dir: Path) -> Path:
-    """Write one self-contained HTML page on every study in the storage (PNGs inlined, no external URLs)."""
+def write_report(storage_url: str, out: Path, artifact_dir: Path, best_dir: Path | None = None) -> Path:
+    """Write one self-contained HTML page on every study in the storage (PNGs inlined, no external URLs), with the
+    champions per symbol from `<best_dir>/champions.json` when `best_dir` is given."""
     from orchestrator.storage import storage_label
     from orchestrator.summary import summaries
 
@@ -110,7 +111,7 @@ def write_report(storage_url: str, out: Path, artifact_dir: Path) -> Path:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = _PAGE.format(
         storage=html.escape(storage_label(storage_url)), time=now, table=_summary_table(rows),
-        sections="\n".join(sections) or "<p>No studies in this storage yet.</p>",
+        champions="" if best_dir is None else _champions_section(best_dir), sections="\n".join(sections) or "<p>No studies in this storage yet.</p>",
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -282,6 +283,40 @@ def _summary_table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _champions_section(best_dir: Path) -> str:
+    """Which model per symbol (`orchestrator leaderboard`): an overview across symbols, then per symbol the models'
+    MAE with error bars against the naive line, confidence-set members highlighted, and the numbers."""
+    from orchestrator.champions import CHAMPIONS, overview_figure, read_champions, symbol_figure
+
+    rows = list(read_champions(best_dir).get("symbols", {}).values())
+    parts = ['<section id="champions"><h2>Champions: which model for each symbol</h2>']
+    if not rows:
+        parts.append(f"<p>No {html.escape(str(Path(best_dir) / CHAMPIONS))} yet: run <code>orchestrator "
+                     "leaderboard</code>.</p></section>")
+        return "\n".join(parts)
+    parts.append("<p class=meta>Each symbol's committed configs and the naive forecast on the same held-out bars "
+                 "(after every compared config's validation windows). The set: models the data cannot tell apart "
+                 "from the best (Hansen-Lunde-Nason); no champion when naive is in it.</p>")
+    parts.append(_img(_png(overview_figure(rows)), "champions across symbols"))
+    head = "".join(f"<th>{h}</th>" for h in ("model", "MAE", "vs naive: change ± se, p", "MCS p", "in set"))
+    for row in rows:
+        symbol = html.escape(row["symbol"])
+        body = []
+        for name, m in row["models"].items():
+            e = m.get("evidence")
+            change = "-" if e is None else f"{-e['improvement']:+.2%} ± {e['se']:.2%}, p={e['p_value']:.2g}"
+            cells = (name, f"{m['mae']:.5f}", change, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
+            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        w = row["windows"]
+        parts += [f'<h3 id="champion-{symbol}">{symbol}</h3>', f"<p class=decision>{html.escape(row['line'])}</p>",
+                  f"<p class=meta>{w['count']} windows {html.escape(w['first'])} .. {html.escape(w['last'])}, "
+                  f"scored {html.escape(row['time'])}.</p>",
+                  f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>",
+                  _img(_png(symbol_figure(row)), f"{row['symbol']}: MAE against the naive forecast")]
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def _study_section(study: optuna.Study, store: FileSystemArtifactStore) -> str:
     """History, importances, the decision notes and the PNG artifacts (newest decision first) of one study."""
     import optuna.visualization.matplotlib as vis
@@ -371,6 +406,7 @@ figcaption, .meta {{ color: #666; font-size: 0.9em; }}
 <p class=meta>Storage {storage}, written {time}. MAEs are one-step return MAEs on the validation windows unless
 stated; the naive baseline predicts a zero return.</p>
 {table}
+{champions}
 {sections}
 </body>
 </html>
