@@ -56,8 +56,8 @@ class Forecaster(ABC):
     stochastic: ClassVar[bool] = True
     """Whether `sample` draws at random. A deterministic model (e.g. Toto 2.0's quantiles) is scored with one run
     whatever the eval runs say, and its evidence is across windows only (DESIGN.md). Its `sample` returns [windows, 1]:
-    the point forecast that the `aggregate` param reads off its predictive distribution (`quantile_X`: its X quantile),
-    and it has no `samples_param`."""
+    the point forecast that the `aggregate` param reads off its predictive distribution (`quantile_X`: its X quantile);
+    its `samples_param` is not used."""
     params: ClassVar[frozenset[str]]
     """Every param this model understands; a space may define no other."""
     required_columns: ClassVar[tuple[str, ...]] = ("close",)
