@@ -77,7 +77,7 @@ Fresh = Annotated[bool, typer.Option(help="Archive an existing study of the same
 @app.command()
 @exits_2_on_bad_input
 def optimize(
-    model: Annotated[str, typer.Option(help="fhs | toto | kronos")],
+    model: Annotated[str, typer.Option(help="fhs | toto | toto2 | kronos")],
     symbol: Annotated[str, typer.Option(help="Reads <data-dir>/<SYMBOL>.csv")],
     trials: Trials = None, eval_runs: EvalRuns = None, confirm_runs: ConfirmRuns = None, sampler: Sampler = None,
     seed: Seed = None, patience: Patience = None, budget: Budget = None, timeout_percentile: TimeoutPercentile = None,
@@ -113,7 +113,7 @@ def optimize(
     out.print(f"study {outcome.study}: {c.finished}/{settings.trials} finished trials (complete {c.complete}, "
               f"pruned {c.pruned}, failed {c.failed}); stopped: {outcome.stopped}")
     if outcome.best_value is not None:
-        out.print(f"best validation MAE {outcome.best_value:.5f} on {settings.eval_runs} run(s); "
+        out.print(f"best validation MAE {outcome.best_value:.5f} on {job.settings.eval_runs} run(s); "
                   f"naive zero-return MAE {outcome.naive_mae:.5f}")
     out.print(outcome.decision_line, highlight=False)
     if outcome.decision is not None and outcome.decision.committed and not outcome.decision.earlier:
@@ -123,7 +123,7 @@ def optimize(
 @app.command()
 @exits_2_on_bad_input
 def launch(
-    models: Annotated[str, typer.Option(help="Comma-separated models, e.g. toto,kronos")],
+    models: Annotated[str, typer.Option(help="Comma-separated models, e.g. toto,toto2,kronos")],
     symbols: Annotated[Optional[str], typer.Option(help="Comma-separated symbols [default: every CSV in --data-dir]")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes at a time (one GPU each when several are visible)")] = 1,
     jobs_per_study: Annotated[int, typer.Option(min=1, help="Processes per study, each with its own sampler seed")] = 1,
@@ -285,7 +285,7 @@ def status(
 @app.command()
 @exits_2_on_bad_input
 def best(
-    model: Annotated[str, typer.Option(help="fhs | toto | kronos")],
+    model: Annotated[str, typer.Option(help="fhs | toto | toto2 | kronos")],
     symbol: Annotated[str, typer.Option(help="Symbol")],
     best_dir: BestDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the committed JSON as is")] = False,

@@ -208,7 +208,8 @@ def _png(figure: Figure, tight: bool = False) -> bytes:
 
 
 def _forecast_figure(decision: Decision, params: dict[str, Any], evaluator: Evaluator, run: int) -> Figure:
-    """One row per config (candidate, incumbent): sample quantile fans of each window's next close vs the actual."""
+    """One row per config (candidate, incumbent): quantile fans of each window's next close vs the actual (of the
+    samples; of the predicted quantiles for a deterministic model, with its point forecast)."""
     import numpy as np
 
     plt = _pyplot()
@@ -225,20 +226,38 @@ def _forecast_figure(decision: Decision, params: dict[str, Any], evaluator: Eval
         ax.plot(shown, close[shown], color="black", lw=1.2, marker=".", ms=4, label="actual close", zorder=3)
         for split, color in zip(SPLITS, ("tab:blue", "tab:orange")):
             index = windows.of(split)
-            samples = evaluator.samples(config["params"], split, run).numpy()
-            q = np.quantile(samples, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1)
-            ax.fill_between(index, q[0], q[4], color=color, alpha=0.18, lw=0, label=f"{split}: 5-95% of samples")
-            ax.fill_between(index, q[1], q[3], color=color, alpha=0.35, lw=0, label=f"{split}: 25-75%")
-            ax.plot(index, q[2], color=color, lw=1.2, label=f"{split}: median sample")
+            q, labels = _fan(evaluator, config["params"], split, run)
+            ax.fill_between(index, q[0], q[4], color=color, alpha=0.18, lw=0, label=f"{split}: {labels[0]}")
+            ax.fill_between(index, q[1], q[3], color=color, alpha=0.35, lw=0, label=f"{split}: {labels[1]}")
+            ax.plot(index, q[2], color=color, lw=1.2, label=f"{split}: {labels[2]}")
         ax.axvline(windows.test[0] - 0.5, color="grey", ls="--", lw=1)
         ax.set_title(f"{label}: validation MAE {_fmt(config['validation'])}, test MAE {_fmt(config['test'])}",
                      fontsize=10)
         ax.set_ylabel("close")
         ax.grid(alpha=0.3)
     figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
-    axes[-1, 0].set_xlabel(f"bar index (dashed line: validation | test), samples of run {run}")
+    drawn = f"samples of run {run}" if evaluator.forecaster.stochastic else "predicted quantiles (no sampling)"
+    axes[-1, 0].set_xlabel(f"bar index (dashed line: validation | test), {drawn}")
     figure.suptitle(f"{decision.study}: next-close forecasts vs actual (trial {decision.trial})")
     return figure
+
+
+def _fan(evaluator: Evaluator, params: dict[str, Any], split: str, run: int) -> tuple[list[Any], tuple[str, ...]]:
+    """Five lines per window (outer band, inner band, middle) and their labels: quantiles of the samples of `run`;
+    for a deterministic model, its predicted quantiles (the rules quantile_X read them) around its point forecast."""
+    import numpy as np
+
+    if evaluator.forecaster.stochastic:
+        samples = evaluator.samples(params, split, run).numpy()
+        return list(np.quantile(samples, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1)), (
+            "5-95% of samples", "25-75%", "median sample")
+
+    def point(rule: dict[str, Any]) -> np.ndarray:
+        return evaluator.samples({**params, **rule}, split, run)[:, 0].numpy()
+
+    lines = [point({"aggregate": f"quantile_{x}"}) for x in (0.1, 0.3)] + [point({})]
+    lines += [point({"aggregate": f"quantile_{x}"}) for x in (0.7, 0.9)]
+    return lines, ("10-90% predicted", "30-70% predicted", f"point forecast ({params.get('aggregate')})")
 
 
 def _run_maes_figure(decision: Decision, naive: dict[str, float], run: int) -> Figure:

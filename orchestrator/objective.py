@@ -101,7 +101,7 @@ class Objective:
     def __init__(self, space: Space, evaluator: Evaluator, runs: range, guard: TrialGuard | None = None) -> None:
         self.space = space
         self.evaluator = evaluator
-        self.runs = runs
+        self.runs = evaluator.runs(runs)  # one for a deterministic model: one report, so pruning never happens
         self.guard = guard
 
     def __call__(self, trial: optuna.Trial) -> float:

@@ -170,6 +170,9 @@ class Job:
     def notes(self) -> list[str]:
         """What the user should know about the data: dropped rows, short early windows."""
         notes = [self.series.dropped_note] if self.series.dropped else []
+        if not forecaster_class(self.model).stochastic:
+            notes.append(f"{self.name}: {self.model} does not sample (the same bars give the same forecast), so each "
+                         "trial and the confirm step make one run, whatever --eval-runs and --confirm-runs say")
         if self.short_windows:
             notes.append(f"{self.name}: {self.short_windows} of {len(self.windows.validation)} validation windows "
                          f"have fewer than {self.longest_context} bars before them; they read the bars that exist")
@@ -182,7 +185,9 @@ def prepare(
     """Validate everything a study needs (symbol, model, space, data, windows, incumbent, storage URL)."""
     check_symbol(symbol)
     cls = forecaster_class(model)
-    space = load_space(space_path(model, space_file), cls.params, (cls.context_param, cls.samples_param))
+    required = (cls.context_param, cls.samples_param) if cls.stochastic else (cls.context_param,)
+    space = load_space(space_path(model, space_file), cls.params, required)
+    cls.check_space(space)
     if space.low(cls.context_param) < cls.min_context:
         raise BadInput(f"{space.path}: [{cls.context_param}] can be {space.low(cls.context_param)}, but {model} needs "
                        f"at least {cls.min_context} bars of context; raise its lowest value")
@@ -195,6 +200,8 @@ def prepare(
         raise BadInput(f"{path}: holds {incumbent.get('model')}/{incumbent.get('symbol')}, not {model}/{symbol}; "
                        "move it to the right place")
     check_storage_url(settings.storage)
+    if not cls.stochastic:  # the same forecast on every run: one run per trial and one confirm run, recorded so
+        settings = settings.model_copy(update={"eval_runs": 1, "confirm_runs": 1})
     return Job(model, symbol, settings, options, space, series, windows, incumbent)
 
 

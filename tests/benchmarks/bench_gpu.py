@@ -1,4 +1,5 @@
-"""GPU measurement of the Toto and Kronos adapters at full size, with random weights; prints one JSON object a line.
+"""GPU measurement of the Toto, Kronos and Toto 2.0 adapters at real sizes, with random weights; prints one JSON object
+a line (Toto 2.0 at 22m and 313m: `toto2_part`).
 
 Full-size Toto (151.3M) and Kronos-base (102.3M + Tokenizer-base 4.0M) are built with the packages' own classes and
 saved to a temp dir. Per trial (validation windows x 3 runs, as in a study): seconds, encode-cache hit, compiles,
@@ -218,6 +219,39 @@ def kronos_part(clock: Clock, out: Path, device: str, compiled: bool, series, fr
              seconds_per_trial_30x3=round(float(np.mean(times[1:])) * 90, 2), peak_gib=clock.peak_gib())
 
 
+def toto2_part(clock: Clock, out: Path, device: str, compiled: bool, series, counts, smoke: bool) -> None:
+    """Toto 2.0 at 22m and 313m (random weights, the published architectures): load, per trial (one run: it does not
+    sample) cold at a new context length and warm at a new point rule, compiles, peak memory; the package's forecast
+    per window, scaled to a trial of 30 windows x 3 runs as the seed's loop would run it."""
+    from bench_toto2 import ARCHS, package_trial, write_random_checkpoint  # this script's directory is on sys.path
+
+    from orchestrator.models.toto2 import Toto2Forecaster
+
+    for size in ("tiny",) if smoke else ("22m", "313m"):
+        directory, model = out / f"toto2-{size}", f"toto2-{size}"
+        if not directory.exists():
+            emit(event="built", model=model, params_m=round(write_random_checkpoint(directory, ARCHS[size]) / 1e6, 2))
+        forecaster, load = clock.timed(Toto2Forecaster, ModelOptions(device=device, weights=str(directory),
+                                                                     compile=compiled))
+        emit(event="load", model=model, seconds=round(load, 2))
+        base = dict(context_length=512, aggregate="median")
+        for count in counts:
+            windows = make_windows(series, count, 20, 512)
+            trials(clock, forecaster, series, windows, [
+                ("validation", base), ("validation", {**base, "aggregate": "quantile_0.45"}), ("test", base),
+                ("validation", {**base, "context_length": 1024}), ("validation", {**base, "aggregate": "mean"})],
+                model)
+        ends = make_windows(series, 30, 20, 512).validation[:3]
+        package_trial(forecaster, series, ends[:1], 512, 1)  # warms up
+        clock.reset_peak()
+        _, seconds = clock.timed(package_trial, forecaster, series, ends, 512, 1)
+        emit(event="package_loop", model=model, seconds_per_window=round(seconds / len(ends), 4),
+             seconds_per_trial_30x3=round(seconds / len(ends) * 90, 2), peak_gib=clock.peak_gib())
+        del forecaster
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+
 def cli_study(out: Path, device: str, trials_: int, inductor: Path, label: str) -> None:
     """A Toto study through the CLI in a fresh process: wall time, trials, compiles and the process's peak memory."""
     work = Path(tempfile.mkdtemp(dir=out))
@@ -262,7 +296,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny models on the CPU")
-    parser.add_argument("--part", choices=("all", "toto", "kronos", "warm", "cli"), default="all")
+    parser.add_argument("--part", choices=("all", "toto", "kronos", "toto2", "warm", "cli"), default="all")
     parser.add_argument("--trials", type=int, default=100)
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_gpu."))
@@ -279,6 +313,7 @@ def main() -> None:
     parts = {
         "toto": lambda: toto_part(clock, out, device, compiled, series, series.frame, counts),
         "kronos": lambda: kronos_part(clock, out, device, compiled, series, series.frame, counts),
+        "toto2": lambda: toto2_part(clock, out, device, compiled, series, counts, args.smoke),
         # a fresh process: Dynamo traces again, Inductor's cache should hit
         "warm": lambda: subprocess.run([sys.executable, "-c", WARM, str(out), device], check=False),
         "cli": lambda: [cli_study(out, device, args.trials, out / "inductor_cli", label)
