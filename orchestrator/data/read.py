@@ -178,15 +178,15 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str], str, bool]:
     """(the file's cells as text under canonical column names, indexed by their line in the file; canonical name ->
     header as written; the separator; whether numbers use a decimal comma).
 
-    The separator is the one of `SEPARATORS` that the header line holds most often. Blank lines are skipped, a row
-    with more fields than the header is refused, missing trailing fields are missing cells.
+    The separator is the one of `SEPARATORS` that splits the header line into the most fields. Blank lines are
+    skipped, a row with more fields than the header is refused, missing trailing fields are missing cells.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); fix the file") from None
     first = next((line for line in text.split("\n") if line.strip()), "")
-    separator = max(SEPARATORS, key=first.count)
+    separator = max(SEPARATORS, key=lambda sep: len(next(csv.reader([first], delimiter=sep))))
     reader = csv.reader(io.StringIO(text), delimiter=separator)
     header: list[str] | None = None
     rows, lines, line = [], [], 0
