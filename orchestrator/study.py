@@ -37,7 +37,6 @@ BOOKED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RU
 """Trials that take a place of the target: finished, or running in some process."""
 
 
-
 def study_name(model: str, symbol: str) -> str:
     return f"{model}/{symbol}"
 
