@@ -2,8 +2,8 @@
 
 For each decision in `<best_dir>/history.jsonl` whose data file has grown, the two configs are scored on the new
 bars with the decision's own aggregation, many runs and common random numbers: for a commit, the committed config
-against the one it replaced (the naive zero-return forecast when there was none); for a rejection, the kept
-incumbent against the rejected candidate.
+against the one it replaced (the naive zero-return forecast when there was none, or when the replaced config cannot
+be scored any more); for a rejection, the kept incumbent against the rejected candidate.
 """
 
 from __future__ import annotations
@@ -21,11 +21,16 @@ from rich.table import Table
 from orchestrator.commit import read_history
 from orchestrator.data import Series, Windows, load_series
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import Evaluator, naive_errors
+from orchestrator.evaluation import UNSCORABLE, Evaluator, naive_errors, unscorable_reason
 from orchestrator.evidence import paired_evidence
-from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
+from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 
 NAIVE = "naive zero return"
+
+
+class NotScored(Exception):
+    """A decision that cannot be scored, for a reason that is no fault of the data: no new bars yet, or a config
+    that this version cannot run."""
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Score:
     old_errors: np.ndarray = field(repr=False)
     new_errors: np.ndarray = field(repr=False)
     old_label: str = "incumbent"
+    note: str = ""
 
     @property
     def paid_off(self) -> bool:
@@ -63,7 +69,8 @@ def scorecard(
     best_dir: Path, data_dir: Path | None, runs: int, device: str, report: Callable[[str], None]
 ) -> tuple[list[Score], list[str]]:
     """(scores of the decisions with new bars, problems): a problem is a decision whose data cannot be trusted or
-    read (a shrunk or rewritten file, other weights); `report` gets a line for each decision not scored."""
+    read (a shrunk or rewritten file, other weights); `report` gets a line for each decision not scored, and for each
+    one scored against the naive forecast because the config it replaced cannot be scored."""
     history = read_history(best_dir)
     if not history:
         raise BadInput(f"{Path(best_dir) / 'history.jsonl'}: no decisions yet; run `orchestrator optimize` first")
@@ -76,18 +83,20 @@ def scorecard(
             continue
         try:
             score = _score(entry, data_dir, runs, device, forecasters)
-        except (BadInput, ForecastError) as exc:
+        except BadInput as exc:
             problems.append(f"{name}: {exc}")
             continue
-        if score is None:
-            report(f"{name}: no bars after {entry['data']['last_timestamp']} yet")
-        else:
-            scores.append(score)
+        except NotScored as exc:
+            report(f"{name}: {exc}")
+            continue
+        if score.note:
+            report(f"{name}: {score.note}")
+        scores.append(score)
     return scores, problems
 
 
 def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
-           forecasters: dict[tuple[str, ModelOptions], Forecaster]) -> Score | None:
+           forecasters: dict[tuple[str, ModelOptions], Forecaster]) -> Score:
     data, model, symbol = entry["data"], entry["model"], entry["symbol"]
     path = Path(data["path"]) if data_dir is None else Path(data_dir) / Path(data["path"]).name
     cls = forecaster_class(model)
@@ -95,7 +104,7 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
                          drop_missing=data["drop_missing"], dayfirst=data["dayfirst"])
     rows = _rows_then(series, data)
     if rows == series.rows:
-        return None
+        raise NotScored(f"no bars after {data['last_timestamp']} yet")
     options = entry["options"]
     key = (model, ModelOptions(device=device, weights=options.get("weights"), tokenizer=options.get("tokenizer")))
     if key not in forecasters:
@@ -107,16 +116,26 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
     ends = np.arange(rows, series.rows)
     evaluator = Evaluator(forecaster, series, Windows(validation=ends, test=ends), entry["seed"])
 
-    def errors(params: dict[str, Any] | None) -> np.ndarray:
+    def errors(params: dict[str, Any] | None, which: str) -> np.ndarray:
         if params is None:
             return naive_errors(series, ends)
-        return evaluator.evaluate(params, range(runs), "validation").window_errors
+        try:
+            return evaluator.evaluate(params, range(runs), "validation").window_errors
+        except UNSCORABLE as exc:
+            raise NotScored(f"the {which} config cannot be scored: {unscorable_reason(exc)}") from None
 
-    old, new = errors(entry["incumbent_params"]), errors(entry["params"])
-    return Score(study=entry["study"], model=model, symbol=symbol, decided=entry["time"],
-                 committed=bool(entry["committed"]), bars=len(ends), old_mae=float(old.mean()),
-                 new_mae=float(new.mean()), old_errors=old, new_errors=new,
-                 old_label="incumbent" if entry["incumbent_params"] is not None else NAIVE)
+    committed = bool(entry["committed"])
+    new = errors(entry["params"], "committed" if committed else "rejected")
+    old_params, note = entry["incumbent_params"], ""
+    try:
+        old = errors(old_params, "replaced" if committed else "kept")
+    except NotScored as exc:
+        if not committed:
+            raise
+        old_params, old, note = None, naive_errors(series, ends), f"{exc}; scored against the naive forecast instead"
+    return Score(study=entry["study"], model=model, symbol=symbol, decided=entry["time"], committed=committed,
+                 bars=len(ends), old_mae=float(old.mean()), new_mae=float(new.mean()), old_errors=old, new_errors=new,
+                 old_label="incumbent" if old_params is not None else NAIVE, note=note)
 
 
 def _rows_then(series: Series, data: dict[str, Any]) -> int:

@@ -24,7 +24,8 @@ class Settings(BaseModel):
     storage: str = "sqlite:///studies/optuna.db"
     best_dir: Path = Path("configs/best")
     artifact_dir: Path = Path("studies/artifacts")
-    val_windows: int = Field(250, ge=1, description="at most this many validation windows (as many as the data allow)")
+    val_windows: int = Field(250, ge=30, description="at most this many validation windows (as many as the data "
+                             "allow); at least 30, since fewer cannot tell configs apart")
     test_windows: int = Field(60, ge=1)
     eval_runs: int = Field(3, ge=1)
     confirm_runs: int = Field(3, ge=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from orchestrator.errors import BadInput
 from orchestrator.settings import Settings
+
+# The package uses Optuna features marked experimental on purpose (the heartbeat and its retry callback, which every
+# storage opened here has): their warnings would print on every command, so they are silenced once, here.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def storage_label(url: str) -> str:

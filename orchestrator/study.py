@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -13,6 +12,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage, fail_stale_trials
+from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.commit import CommitRule, Decision, best_path, decide, read_config, transfer_configs
@@ -33,8 +33,8 @@ COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfir
 """Study user attrs that make trial values comparable: resuming with another value of any of them is refused."""
 LEGACY_ATTRS = {"price": "close", "drop_missing": False, "dayfirst": False, "scoring_version": 1}
 """What studies made before an attr was recorded had; other attrs such a study lacks are not compared."""
-
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+BOOKED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+"""Trials that take a place of the target: finished, or running in some process."""
 
 
 def study_name(model: str, symbol: str) -> str:
@@ -85,7 +85,7 @@ def archive(storage: RDBStorage, name: str) -> str:
 
 class Patience:
     """Stops the study after `patience` finished trials without a new best value, counted from the study's trials
-    (whichever worker ran them; surplus and retried trials do not count)."""
+    (whichever worker ran them; retried trials do not count)."""
 
     def __init__(self, patience: int | None) -> None:
         self.patience = patience
@@ -116,8 +116,11 @@ def run_to_target(
     """Run trials until the study holds `target` finished trials, or patience / the wall-clock budget stops it;
     returns why it stopped.
 
-    Trials RUNNING in another process are waited for; those of a dead process turn stale after the heartbeat's
-    grace period, fail, and are retried here, so no trial is left RUNNING and none is counted twice.
+    A new trial is asked for only while finished + running trials are fewer than the target (Optuna's
+    `MaxTrialsCallback` counts them after each trial), so several workers on one study share the remainder instead
+    of each running all of it; a rare race for the last trial may add one more. Trials RUNNING in another process
+    are waited for; those of a dead process turn stale after the heartbeat's grace period, fail, and are retried
+    here, so no trial is left RUNNING and none is counted twice.
     """
     stopper = Patience(patience)
     deadline = None if budget is None else time.monotonic() + budget
@@ -132,8 +135,11 @@ def run_to_target(
         need = target - now.finished - now.running
         if need > 0:
             timeout = None if deadline is None else deadline - time.monotonic()
+            # the callback counts every failure; those that do not count toward the target (retried) raise its limit
+            uncounted = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - now.failed
+            enough = MaxTrialsCallback(target + uncounted, states=BOOKED)
             study.optimize(objective, n_trials=need, timeout=timeout, catch=TRIAL_FAILURES,
-                           callbacks=[lambda *_: sync_wal(storage), stopper, *callbacks])  # finished trials on disk
+                           callbacks=[lambda *_: sync_wal(storage), stopper, enough, *callbacks])  # trials on disk
             continue
         if now.running == 0:
             return "target"
@@ -168,8 +174,9 @@ class Job:
 
     @property
     def notes(self) -> list[str]:
-        """What the user should know about the data: dropped rows, short early windows."""
-        notes = [self.series.dropped_note] if self.series.dropped else []
+        """What the user should know about the data: how the file was read, dropped rows, one run for a model that
+        does not sample, short early windows."""
+        notes = list(self.series.notes)
         if not forecaster_class(self.model).stochastic:
             notes.append(f"{self.name}: {self.model} does not sample (the same bars give the same forecast), so each "
                          "trial and the confirm step make one run, whatever --eval-runs and --confirm-runs say")
@@ -296,7 +303,7 @@ def work(
     study = optuna.load_study(study_name=job.name, storage=storage, pruner=make_pruner(settings), sampler=sampler)
     evaluator = Evaluator(forecaster, job.series, job.windows, settings.seed, EncodeCache(settings.cache_mb << 20))
     target = study.user_attrs["target"]
-    guard = TrialGuard(target, settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
+    guard = TrialGuard(settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
     objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
     stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget,
                             callbacks=list(callbacks))

@@ -362,7 +362,7 @@ def test_the_trial_timeout_never_stops_a_new_encode(tmp_path: Path) -> None:
                           'type = "categorical"\nchoices = [64, 128, 256, 512, 1024]\n[aggregate]\n'
                           'type = "categorical"\nchoices = ["mean"]\n')
     space = load_space(space_file, SlowFirstEncode.params)
-    guard = TrialGuard(target=100, timeout_percentile=95.0, timeout_factor=1.0, timeout_min_seconds=1.0)
+    guard = TrialGuard(timeout_percentile=95.0, timeout_factor=1.0, timeout_min_seconds=1.0)
     study = optuna.create_study(pruner=optuna.pruners.NopPruner())
     for n in (64, 128, 256, 512, 1024):  # five fast trials at context 32: the limit becomes 1 s
         study.enqueue_trial({"context_length": 32, "num_samples": n, "aggregate": "mean"})

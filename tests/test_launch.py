@@ -92,9 +92,11 @@ def test_eight_processes_on_one_sqlite_file(workdir: Path) -> None:
     logs = "".join(p.read_text() for p in (workdir / "studies" / "logs").glob("*.log"))
     assert "database is locked" not in logs and "Traceback" not in logs
     assert len(list((workdir / "studies" / "logs").glob("*.log"))) == 8
-    assert_exactly_at_target(workdir, [f"fhs/{s}" for s in SYMBOLS], 30)
-    for trials in studies(workdir).values():
-        assert all(t.state != TrialState.FAIL or t.user_attrs.get("surplus") for t in trials)
+    found = studies(workdir)
+    for name in [f"fhs/{s}" for s in SYMBOLS]:
+        states = [t.state for t in found[name]]
+        assert set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}, name  # no FAIL, none RUNNING or WAITING
+        assert 30 <= len(states) <= 31, name  # two workers may both take the last trial: one more COMPLETE
 
 
 BAD_SPACE = """

@@ -71,7 +71,7 @@ def overhead(root: Path, big: int) -> dict[str, float]:
     storage = open_storage(settings.storage, settings)
     study = optuna.load_study(study_name=job.name, storage=storage, sampler=optuna.samplers.TPESampler(seed=0))
     evaluator = Evaluator(forecaster, job.series, job.windows, seed=0)
-    objective = Objective(load_space(root / "space.toml"), evaluator, range(3), TrialGuard(big + 50))
+    objective = Objective(load_space(root / "space.toml"), evaluator, range(3), TrialGuard())
     scoring: list[float] = []
     evaluate = evaluator.evaluate
 
