@@ -104,12 +104,10 @@ def optimize(
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
     job = prepare(model, symbol, settings, options, space)
     with StudyProgress(out, job) as progress:
-        outcome, archived = run(job, fresh=fresh, record=record_decision, callbacks=[progress])
+        outcome, done = run(job, fresh=fresh, record=record_decision, callbacks=[progress])
     c = outcome.counts
-    for note in outcome.notes:
+    for note in (*done.notes, *outcome.notes):
         out.print(note, highlight=False)
-    if archived:
-        out.print(f"archived the previous study as {archived}")
     out.print(f"study {outcome.study}: {c.finished}/{settings.trials} finished trials (complete {c.complete}, "
               f"pruned {c.pruned}, failed {c.failed}); stopped: {outcome.stopped}")
     if outcome.best_value is not None:
