@@ -89,6 +89,11 @@ def test_grown_file_rolls_forward_warm_started_and_decides_again(workdir: Path) 
     assert len(decisions) == 2 and decisions[0]["study_uid"] != decisions[1]["study_uid"] == attrs["uid"]
     assert (decisions[0]["data"]["rows"], decisions[1]["data"]["rows"]) == (640, 700)
 
+    listed = cli("status", "--json")
+    assert [row["study"] for row in json.loads(listed.stdout)] == ["fhs/AAA"]
+    every = cli("status", "--json", "--all")
+    assert {row["study"] for row in json.loads(every.stdout)} == {"fhs/AAA", archived}
+
 
 def test_changed_earlier_bars_are_refused_and_nothing_is_written(workdir: Path) -> None:
     for symbol in ("AAA", "BBB"):
