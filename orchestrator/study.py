@@ -251,11 +251,11 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
 def _rolled_line(job: Job, archived: str, grown: int, enqueued: int, complete: int) -> str:
     if job.settings.sampler == "cmaes":
         warm = (f"CMA-ES warm-started from its {complete} complete trials" if complete >= 10 else
-                f"not warm-started: CMA-ES needs 10 complete trials of it, it has {complete}")
+                f"not warm-started from it: CMA-ES needs 10 of its complete trials, it has {complete}")
     elif enqueued:
         warm = f"warm-started with its {enqueued} best config{'s' if enqueued > 1 else ''}"
     else:
-        warm = "not warm-started: it has no complete trial in the space"
+        warm = "not warm-started from it: none of its complete trials is another config in the space"
     what = (f"{grown} new bars since the last study (earlier bars unchanged)" if grown else
             f"{job.series.path} was rewritten with the same bars")
     return f"{job.name}: {what}: archived it as {archived}, new study on {job.series.rows} rows, {warm}"
