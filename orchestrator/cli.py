@@ -104,12 +104,10 @@ def optimize(
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
     job = prepare(model, symbol, settings, options, space)
     with StudyProgress(out, job) as progress:
-        outcome, archived = run(job, fresh=fresh, record=record_decision, callbacks=[progress])
+        outcome, done = run(job, fresh=fresh, record=record_decision, callbacks=[progress])
     c = outcome.counts
-    for note in outcome.notes:
+    for note in (*done.notes, *outcome.notes):
         out.print(note, highlight=False)
-    if archived:
-        out.print(f"archived the previous study as {archived}")
     out.print(f"study {outcome.study}: {c.finished}/{settings.trials} finished trials (complete {c.complete}, "
               f"pruned {c.pruned}, failed {c.failed}); stopped: {outcome.stopped}")
     if outcome.best_value is not None:
@@ -247,17 +245,21 @@ def _finish(rows: list[dict[str, Any]], save_summary: Path | None) -> None:
         raise typer.Exit(1)
 
 
+Archived = Annotated[bool, typer.Option("--all", help="Also archived studies (<model>/<SYMBOL>@<time>: replaced by --fresh or grown data)")]
+
+
 @app.command()
 @exits_2_on_bad_input
 def status(
     storage: Storage = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table")] = False,
+    archived: Archived = False,
 ) -> None:
-    """Every study in the storage: trial counts, target, best value, incumbent value."""
+    """Every current study in the storage: trial counts, target, best value, incumbent value."""
     from orchestrator.summary import summaries
 
     settings = load_settings(dict(storage=storage))
-    rows = summaries(settings.storage, settings)
+    rows = summaries(settings.storage, settings, archived)
     if as_json:
         keys = ("study", "model", "symbol", "complete", "pruned", "failed", "running", "target", "best_value",
                 "incumbent_value", "naive_mae", "committed", "evidence", "beats_naive", "decision")
@@ -423,10 +425,11 @@ def report(
     out_file: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("studies/report.html"),
     artifact_dir: ArtifactDir = None,
     best_dir: Annotated[Optional[Path], typer.Option(help="Where champions.json is (orchestrator leaderboard) [default: configs/best]")] = None,
+    archived: Archived = False,
 ) -> None:
-    """Write one self-contained HTML page on every study (no server needed), with the champions per symbol."""
+    """Write one self-contained HTML page on every current study (no server needed), with the champions per symbol."""
     from orchestrator.dashboard import write_report
 
     settings = load_settings(dict(storage=storage, artifact_dir=artifact_dir, best_dir=best_dir))
-    path = write_report(settings.storage, out_file, settings.artifact_dir, settings.best_dir)
+    path = write_report(settings.storage, out_file, settings.artifact_dir, settings.best_dir, archived)
     out.print(f"wrote {path}")

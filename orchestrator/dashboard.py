@@ -98,20 +98,24 @@ def record_decision(
             upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
 
 
-def write_report(storage_url: str, out: Path, artifact_dir: Path, best_dir: Path | None = None) -> Path:
-    """Write one self-contained HTML page on every study in the storage (PNGs inlined, no external URLs), with the
-    champions per symbol from `<best_dir>/champions.json` when `best_dir` is given."""
+def write_report(
+    storage_url: str, out: Path, artifact_dir: Path, best_dir: Path | None = None, archived: bool = False
+) -> Path:
+    """Write one self-contained HTML page on every current study in the storage (and every archived one with
+    `archived`; PNGs inlined, no external URLs), with the champions per symbol from `<best_dir>/champions.json` when
+    `best_dir` is given."""
     from orchestrator.storage import storage_label
     from orchestrator.summary import summaries
 
     storage = _open_existing(storage_url)
-    rows = summaries(storage_url, Settings())
+    rows = summaries(storage_url, Settings(), archived)
     store = FileSystemArtifactStore(artifact_dir)  # only read: a missing artifact is named in the page
     sections = [_study_section(optuna.load_study(study_name=r["study"], storage=storage), store) for r in rows]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = _PAGE.format(
         storage=html.escape(storage_label(storage_url)), time=now, table=_summary_table(rows),
-        champions="" if best_dir is None else _champions_section(best_dir), sections="\n".join(sections) or "<p>No studies in this storage yet.</p>",
+        champions="" if best_dir is None else _champions_section(best_dir),
+        sections="\n".join(sections) or "<p>No studies in this storage yet.</p>",
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,9 @@ from orchestrator.evidence import evidence_text
 from orchestrator.models.base import create
 from orchestrator.settings import Settings
 from orchestrator.dashboard import record_decision
-from orchestrator.storage import open_storage, storage_exists, storage_label
+from orchestrator.storage import open_storage, storage_exists, storage_label, study_names
 from orchestrator.objective import counts
-from orchestrator.study import Job, recorded_job, setup, work
+from orchestrator.study import Job, check_setup, recorded_job, setup, work
 
 
 @dataclass
@@ -55,8 +55,11 @@ def launch(
     """
     forecasters = {(model, options): create(model, replace(options, device="cpu", compile=False))
                    for model, options in {(job.model, job.options) for job in jobs}}  # bad weights: refused first
+    for job in jobs:  # every study is checked before any is written (grown data, changed data)
+        check_setup(job, forecasters[job.model, job.options], fresh)
     for job in jobs:
-        setup(job, forecasters[job.model, job.options], fresh)
+        for note in setup(job, forecasters[job.model, job.options], fresh).notes:
+            console.print(note, highlight=False)
     forecasters.clear()
     log_dir.mkdir(parents=True, exist_ok=True)
     runs = {job.name: StudyRun(job, jobs_per_study) for job in jobs}
@@ -208,10 +211,8 @@ def resumable_jobs(settings: Settings, console: Console) -> list[Job]:
         raise BadInput(f"--storage {storage_label(url)}: no such storage; nothing to resume")
     storage = open_storage(url, settings)
     jobs = []
-    for summary_ in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if "@" in summary_.study_name:
-            continue  # an archived study
-        study = optuna.load_study(study_name=summary_.study_name, storage=storage)
+    for name in study_names(storage):  # archived studies are never resumed
+        study = optuna.load_study(study_name=name, storage=storage)
         attrs = study.user_attrs
         if "settings" not in attrs:
             console.print(f"{study.study_name}: never fully set up; run `orchestrator optimize` or `launch` for it")

@@ -73,6 +73,19 @@ def load_settings(overrides: dict[str, Any], config: Path = CONFIG_FILE) -> Sett
     return _validate(values, lambda field: f"--{field.replace('_', '-')}")
 
 
+def study_settings(name: str, values: dict[str, Any]) -> Settings:
+    """Settings rebuilt from what study `name` recorded; BadInput when this version refuses a recorded value (e.g. a
+    study created with fewer than 30 validation windows)."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "?"
+        raise BadInput(f"study {name} recorded {field} = {error.get('input')!r}, which this version refuses "
+                       f"({error['msg'].lower()}); pass --{field.replace('_', '-')} with an accepted value, or "
+                       "--fresh to archive the study and start a new one") from None
+
+
 def _validate(values: dict[str, Any], where) -> Settings:
     try:
         return Settings(**values)

@@ -1,5 +1,5 @@
-"""Study storage: URLs (checked, printed without passwords), opening (the SQLite recipe, PostgreSQL), and trials
-whose process died before their first heartbeat."""
+"""Study storage: URLs (checked, printed without passwords), opening (the SQLite recipe, PostgreSQL), the names of
+its studies, and trials whose process died before their first heartbeat."""
 
 from __future__ import annotations
 
@@ -134,6 +134,12 @@ def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage) -> None:
                 callback(study, storage.get_trial(t._trial_id))
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another process finished or failed it first
+
+
+def study_names(storage: optuna.storages.BaseStorage, archived: bool = False) -> list[str]:
+    """Names of the studies in `storage`, without loading their trials: current studies only, unless `archived`
+    (archives, named `<model>/<SYMBOL>@<time>`, are kept when a new study replaces one)."""
+    return [name for name in optuna.get_all_study_names(storage) if archived or "@" not in name]
 
 
 def storage_exists(url: str) -> bool:

@@ -68,9 +68,10 @@ class Series:
     def close(self) -> np.ndarray:
         return self.frame["close"].to_numpy(dtype=np.float64)
 
-    def bars_sha256(self, rows: int | None = None) -> str:
-        """Fingerprint of the first `rows` bars as read (times and values): unchanged when bars are only appended."""
-        frame = self.frame if rows is None else self.frame.iloc[:rows]
+    def bars_sha256(self, rows: int | None = None, start: int = 0) -> str:
+        """Fingerprint of the bars before row `rows` (all by default), from row `start`, as read (times and values):
+        unchanged when bars are only appended."""
+        frame = self.frame.iloc[start:rows]
         digest = hashlib.sha256(frame["timestamp"].to_numpy("datetime64[ns]").tobytes())
         for column in frame.columns[1:]:
             digest.update(column.encode() + frame[column].to_numpy(np.float64).tobytes())
