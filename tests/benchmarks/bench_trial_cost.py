@@ -203,7 +203,7 @@ def instrument(run: Run, evaluator: Evaluator, objective) -> None:
             add(run.study._storage, name, name)
     evaluate = evaluator.evaluate
 
-    def scored(params, runs, split="validation", on_run=None):
+    def scored(params, runs, split="validation", on_run=None, limit=None):
         inside = [0.0]
 
         def hook(step: int, mean: float) -> None:
@@ -215,7 +215,7 @@ def instrument(run: Run, evaluator: Evaluator, objective) -> None:
 
         start = time.perf_counter()
         try:
-            return evaluate(params, runs, split, on_run=hook if on_run else None)
+            return evaluate(params, runs, split, on_run=hook if on_run else None, limit=limit)
         finally:
             run.current.scoring += time.perf_counter() - start - inside[0]
 
