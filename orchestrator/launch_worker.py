@@ -12,6 +12,7 @@ Started by `launcher.py` as `python -m orchestrator.launch_worker FD`: FD is thi
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import sys
 import time
@@ -77,6 +78,7 @@ def run(job: Job, worker: int, forecasters: Forecasters) -> str | None:
         traceback.print_exc()
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
     finally:
+        gc.collect()  # a failed study's encode cache too: the frames of its traceback held it
         sys.stdout.flush()
         sys.stderr.flush()
 

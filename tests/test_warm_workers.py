@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+import pytest
 
 from conftest import cli_subprocess
 from orchestrator.data import write_synthetic
@@ -116,7 +117,14 @@ def finished_trials(root: Path, name: str) -> int:
         return 0  # the schema is being created
 
 
-def test_a_worker_keeps_each_model_it_loaded_and_releases_each_studys_cache(workdir: Path) -> None:
+def test_a_worker_keeps_each_model_it_loaded_and_releases_each_studys_cache(
+    workdir: Path, request: pytest.FixtureRequest
+) -> None:
+    # pytest's log capture keeps every record, a failed trial's traceback and the failed study's frames with it;
+    # a worker's log handler only writes them
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    request.addfinalizer(lambda: optuna.logging.set_verbosity(verbosity))
     weights = write_checkpoint(workdir / "toto", TINY)
     (workdir / "toto.toml").write_text(SMALL_SPACE)
     settings = load_settings({"trials": 3, "eval_runs": 1, "confirm_runs": 2, "transfer": False})
@@ -133,6 +141,16 @@ def test_a_worker_keeps_each_model_it_loaded_and_releases_each_studys_cache(work
         loaded.append(forecasters[job.model, job.options])
         assert not [c for c in gc.get_objects() if type(c) is EncodeCache and len(c)]  # released at the end
     assert len(forecasters) == 2 and loaded[0] is loaded[2] and loaded[1] is loaded[3]
+    # a study that fails after its cache filled (its second trial): reported, and its cache released too
+    write_synthetic(workdir / "trainingdata", ["XXX"], rows=700)
+    failing = prepare("fhs", "XXX", settings, ModelOptions(device="cpu"))
+    setup(failing, create("fhs", failing.options))
+    study = optuna.load_study(study_name="fhs/XXX", storage="sqlite:///studies/optuna.db")
+    study.enqueue_trial({"context_length": 64, "ewma_halflife": 10.0, "drift": False, "num_samples": 64,
+                         "aggregate": "mean"})
+    study.enqueue_trial({"aggregate": "no_such_aggregate"})
+    assert "no_such_aggregate" in run(failing, 0, forecasters)
+    assert not [c for c in gc.get_objects() if type(c) is EncodeCache and len(c)]
     storage = "sqlite:///studies/optuna.db"
     for job in jobs:
         study = optuna.load_study(study_name=job.name, storage=storage)
