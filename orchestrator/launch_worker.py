@@ -6,7 +6,8 @@ warnings, tracebacks, C libraries) goes to the log of the job it is running: fil
 that log, so nothing from a worker reaches the parent's terminal. A job that fails is reported to the parent and the
 worker takes the next one.
 
-Started by `launcher.py` as `python -m orchestrator.launch_worker FD`: FD is this end of a `multiprocessing.Pipe`.
+`launcher.py` starts it with `main()` (its `WORKER` command), file descriptor FD as the only argument: this end of a
+`multiprocessing.Pipe`.
 """
 
 from __future__ import annotations
@@ -88,7 +89,3 @@ def main() -> None:
     faulthandler.enable()  # a hard crash (segfault) leaves its traceback in the log
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     serve(Connection(int(sys.argv[1])))
-
-
-if __name__ == "__main__":
-    main()
