@@ -313,11 +313,8 @@ def work(
 
 
 def _this_study(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """The forecaster's info with its counters (compiles, compile seconds, recompiles) minus those at the start."""
-    def counter(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    return {key: round(value - before[key], 3) if counter(value) and counter(before.get(key)) else value
+    """The forecaster's info, its counters (compiles, compile seconds, recompiles) counted from `before`."""
+    return {key: round(value - before[key], 3) if {type(value), type(before.get(key))} <= {int, float} else value
             for key, value in after.items()}
 
 

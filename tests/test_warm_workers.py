@@ -128,10 +128,11 @@ def test_a_worker_keeps_each_model_it_loaded_and_releases_each_studys_cache(
     weights = write_checkpoint(workdir / "toto", TINY)
     (workdir / "toto.toml").write_text(SMALL_SPACE)
     settings = load_settings({"trials": 3, "eval_runs": 1, "confirm_runs": 2, "transfer": False})
+    toto = ModelOptions(device="cpu", weights=str(weights))
     jobs = [prepare("fhs", "BTCUSD", settings, ModelOptions(device="cpu")),
-            prepare("toto", "BTCUSD", settings, ModelOptions(device="cpu", weights=str(weights)), workdir / "toto.toml"),
+            prepare("toto", "BTCUSD", settings, toto, workdir / "toto.toml"),
             prepare("fhs", "ETHUSD", settings, ModelOptions(device="cpu")),
-            prepare("toto", "ETHUSD", settings, ModelOptions(device="cpu", weights=str(weights)), workdir / "toto.toml")]
+            prepare("toto", "ETHUSD", settings, toto, workdir / "toto.toml")]
     for job in jobs:
         setup(job, create(job.model, job.options))
     forecasters: dict = {}
