@@ -157,6 +157,10 @@ class EncodeCache:
             _, (_, dropped) = self._items.popitem(last=False)
             self.bytes -= dropped
 
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -304,9 +304,13 @@ def work(
     """Run trials of an existing study until its target, then (with `commit`) the commit protocol, once per best
     trial; `record` is called with a new decision and `callbacks` after each trial of this process. Several workers
     (processes, machines) may work on one study; each gets its own sampler seed.
+
+    `forecaster` may come loaded from earlier studies (a launch worker keeps it): this study's encode cache is
+    released when the study ends, and its `model_info` counts only this study's compiles.
     """
     settings = job.settings
     forecaster = forecaster or create(job.model, job.options)
+    loaded_with = forecaster.info()
     storage = open_storage(settings.storage, settings)
     _check_stored(storage, job, forecaster)
     fresh_start = storage.get_n_trials(storage.get_study_id_from_name(job.name), TrialState.COMPLETE) == 0
@@ -320,8 +324,9 @@ def work(
     objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
     stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget,
                             callbacks=list(callbacks))
-    study.set_user_attr("model_info", forecaster.info())
+    study.set_user_attr("model_info", _this_study(loaded_with, forecaster.info()))
     decision = _decide(study, evaluator, job, record) if commit else None
+    evaluator.cache.clear()
     sync_wal(storage)
     best = _best_number(study)
     line = decision.line if decision else f"NOT updating {job.name}: no trial completed"
@@ -332,6 +337,12 @@ def work(
         decision_line=line if commit else f"{job.name}: trials done; run `orchestrator commit` to decide",
         notes=job.notes + ([sampler_note] if sampler_note else []),
     )
+
+
+def _this_study(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The forecaster's info, its counters (compiles, compile seconds, recompiles) counted from `before`."""
+    return {key: round(value - before[key], 3) if {type(value), type(before.get(key))} <= {int, float} else value
+            for key, value in after.items()}
 
 
 def commit_study(job: Job, record: RecordDecision | None = None) -> Decision | None:

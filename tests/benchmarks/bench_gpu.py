@@ -6,6 +6,9 @@ saved to a temp dir. Per trial (validation windows x 3 runs, as in a study): sec
 recompiles, compile seconds and peak GPU memory; the packages' own loops timed on a few windows and scaled to the
 windows x 3 runs of a trial; compiled vs eager encode; Kronos sampling time vs sample_count; then, in fresh
 processes: the Inductor cache warm, and a 100-trial Toto study through the CLI with its wall time and peak memory.
+Part `launch`: `orchestrator launch` of 24 symbols x `--trials` (100) x 3 runs with full-size Toto through one warm
+worker on one GPU (default windows, a cold Inductor cache), wall time including load and compile; then Kronos-base on
+`--kronos-symbols` (4) symbols, whose time per study is extrapolated to 24 (said so in the output).
 
 Run from the repository root on a CUDA machine: `python tests/benchmarks/bench_gpu.py [--out DIR]`. `--smoke` runs
 tiny models on the CPU (checks the script in seconds). `tests/benchmarks/bench_gpu.sh` installs carried wheels first.
@@ -292,12 +295,57 @@ def cli_study(out: Path, device: str, trials_: int, inductor: Path, label: str) 
          peak_process_gpu_mib=peak[0] or None, tail=output.strip().splitlines()[-3:])
 
 
+def launch_part(out: Path, device: str, model: str, symbols: int, trials_: int, limit: float) -> None:
+    """`orchestrator launch` of `symbols` generated series through one worker: wall time, studies, compiles; killed
+    after `limit` seconds (the studies decided by then are reported)."""
+    import optuna
+
+    work = Path(tempfile.mkdtemp(dir=out))
+    names = [f"S{i:02d}" for i in range(symbols)]
+    write_synthetic(work / "data", names, rows=1000)
+    (work / "toto.toml").write_text(TOTO_SPACE)
+    models = {"toto": ["--weights", str(out / "toto"), "--space", str(work / "toto.toml")],
+              "kronos": ["--weights", str(out / "kronos" / "model"), "--tokenizer", str(out / "kronos" / "tokenizer")]}
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor"),
+           "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
+    command = [sys.executable, "-m", "orchestrator", "launch", "--models", model, "--symbols", ",".join(names),
+               "--workers", "1", "--trials", str(trials_), "--eval-runs", "3", "--device", device, "--data-dir",
+               str(work / "data"), "--no-transfer", "--save-summary", "summary.json", *models[model],
+               *(["--val-windows", "30", "--test-windows", "20"] if device == "cpu" else [])]  # --smoke: seconds
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        output, _ = process.communicate()
+    seconds = time.perf_counter() - start
+    storage = f"sqlite:///{work}/studies/optuna.db"
+    attrs = [s.user_attrs for s in (optuna.load_study(study_name=n.study_name, storage=storage)
+                                    for n in optuna.get_all_study_summaries(storage))]
+    decided = [a for a in attrs if a.get("decision")]
+    infos = [a.get("model_info", {}) for a in decided]
+    logs = "".join(p.read_text() for p in (work / "studies" / "logs").glob("*.log"))
+    summary = json.loads((work / "summary.json").read_text()) if (work / "summary.json").exists() else []
+    per_study = seconds / max(len(decided), 1)
+    emit(event="launch", model=model, symbols=symbols, trials=trials_, exit_code=process.returncode,
+         wall_seconds=round(seconds, 1), studies_decided=len(decided), loads=logs.count(f"loaded {model} in"),
+         compiles=sum(i.get("compiles", 0) for i in infos), recompiles=sum(i.get("recompiles", 0) for i in infos),
+         compile_seconds=round(sum(i.get("compile_seconds", 0.0) for i in infos), 1),
+         extrapolated_to_24_seconds=None if len(decided) == 24 else round(per_study * 24, 1),
+         statuses=sorted({row["status"] for row in summary}), study_seconds=[row["seconds"] for row in summary],
+         errors=[line for line in output.splitlines() if "error" in line.lower()][-3:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny models on the CPU")
-    parser.add_argument("--part", choices=("all", "toto", "kronos", "toto2", "warm", "cli"), default="all")
+    parser.add_argument("--part", choices=("all", "toto", "kronos", "toto2", "warm", "cli", "launch"), default="all")
     parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--symbols", type=int, default=24, help="part launch: Toto's symbols")
+    parser.add_argument("--kronos-symbols", type=int, default=4, help="part launch: Kronos-base's symbols")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_gpu."))
     device = "cpu" if args.smoke else "cuda"
@@ -318,6 +366,8 @@ def main() -> None:
         "warm": lambda: subprocess.run([sys.executable, "-c", WARM, str(out), device], check=False),
         "cli": lambda: [cli_study(out, device, args.trials, out / "inductor_cli", label)
                         for label in ("cold Inductor cache", "warm Inductor cache")],
+        "launch": lambda: [launch_part(out, device, "toto", args.symbols, args.trials, 330),
+                           launch_part(out, device, "kronos", args.kronos_symbols, args.trials, 120)],
     }
     for name, part in parts.items():
         if args.part not in ("all", name):
