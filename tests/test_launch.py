@@ -91,8 +91,7 @@ def test_eight_processes_on_one_sqlite_file(workdir: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     logs = "".join(p.read_text() for p in (workdir / "studies" / "logs").glob("*.log"))
     assert "database is locked" not in logs
-    # Optuna's log of each failed trial (with its traceback) is in the logs: only surplus trials may fail here
-    assert logs.count("Traceback") == logs.count("because of the following error: Surplus(")
+    assert "Traceback" not in logs  # Optuna logs each failed trial with its traceback in the worker's log: none failed
     assert len(list((workdir / "studies" / "logs").glob("*.log"))) == 8
     found = studies(workdir)
     for name in [f"fhs/{s}" for s in SYMBOLS]:
