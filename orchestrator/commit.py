@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -18,10 +18,11 @@ from filelock import FileLock
 
 from orchestrator import __version__
 from orchestrator.data import check_symbol
-from orchestrator.errors import BadInput
-from orchestrator.evaluation import Evaluator
+from orchestrator.errors import BadInput, ForecastError
 from orchestrator.evidence import Evidence, evidence_text, paired_evidence
-from orchestrator.models.base import ForecastError
+
+if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
+    from orchestrator.evaluation import Evaluator
 
 HISTORY = "history.jsonl"
 
