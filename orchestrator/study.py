@@ -168,12 +168,8 @@ class Job:
 
     @property
     def notes(self) -> list[str]:
-        """What the user should know about the data: dropped rows, short early windows."""
-        notes = [self.series.dropped_note] if self.series.dropped else []
-        if self.short_windows:
-            notes.append(f"{self.name}: {self.short_windows} of {len(self.windows.validation)} validation windows "
-                         f"have fewer than {self.longest_context} bars before them; they read the bars that exist")
-        return notes
+        """What the user should know about the data: dropped rows (short histories: `summary.short_history_note`)."""
+        return [self.series.dropped_note] if self.series.dropped else []
 
 
 def prepare(
