@@ -17,9 +17,9 @@ import optuna
 from filelock import FileLock
 
 from orchestrator import __version__
-from orchestrator.data import check_symbol
 from orchestrator.errors import BadInput, ForecastError
 from orchestrator.evidence import Evidence, evidence_text, paired_evidence
+from orchestrator.symbols import check_symbol
 
 if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
     from orchestrator.evaluation import Evaluator

@@ -29,8 +29,13 @@ class Counts:
 
 
 def counts(study: optuna.Study) -> Counts:
+    return tally(study.get_trials(deepcopy=False))
+
+
+def tally(trials: list[FrozenTrial]) -> Counts:
+    """The counts of a study's trials (all of them, as the storage returns them)."""
     by_state = {s: 0 for s in TrialState}
-    for t in counted(study.get_trials(deepcopy=False)):
+    for t in counted(trials):
         by_state[t.state] += 1
     return Counts(by_state[TrialState.COMPLETE], by_state[TrialState.PRUNED], by_state[TrialState.FAIL],
                   by_state[TrialState.RUNNING], by_state[TrialState.WAITING])

@@ -131,7 +131,8 @@ def _rows(runs: dict[str, StudyRun]) -> list[dict[str, Any]]:
         url = run.job.settings.storage
         storage = storages.setdefault(url, open_storage(url, run.job.settings))
         study = optuna.load_study(study_name=name, storage=storage)
-        rows.append(study_row(study, run.job.settings.best_dir, _state(run)))
+        rows.append(study_row(name, study.user_attrs, study.get_trials(deepcopy=False), run.job.settings.best_dir,
+                              _state(run)))
     return rows
 
 

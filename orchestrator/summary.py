@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import optuna
+from optuna.trial import FrozenTrial, TrialState
 from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from orchestrator.commit import best_path, read_config
-from orchestrator.counts import counts
+from orchestrator.counts import tally
 from orchestrator.errors import BadInput
 from orchestrator.evidence import evidence_text
 from orchestrator.settings import Settings
@@ -55,26 +55,29 @@ def summaries(url: str, settings: Settings) -> list[dict[str, Any]]:
     if not storage_exists(url):
         return []
     storage = open_storage(url, settings)
-    return [study_row(optuna.load_study(study_name=s.study_name, storage=storage), settings.best_dir)
-            for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    return [study_row(s.study_name, s.user_attrs,
+                      storage.get_all_trials(storage.get_study_id_from_name(s.study_name), deepcopy=False),
+                      settings.best_dir)
+            for s in storage.get_all_studies()]  # one read of each study's trials: `status` stays fast
 
 
-def study_row(study: optuna.Study, best_dir: Path, launch: LaunchState | None = None) -> dict[str, Any]:
-    """One study as `status`, `report` and `launch` show it. With `launch`, also its state in this launch, and the
-    decision only when it decided the current best trial (an older one is not this launch's)."""
-    attrs = study.user_attrs
-    c = counts(study)
-    best = _best(study)
+def study_row(name: str, attrs: dict[str, Any], trials: list[FrozenTrial], best_dir: Path,
+              launch: LaunchState | None = None) -> dict[str, Any]:
+    """One study (its user attrs and all its trials) as `status`, `report` and `launch` show it. With `launch`,
+    also its state in this launch, and the decision only when it decided the current best trial (an older one is
+    not this launch's)."""
+    c = tally(trials)
+    best = min((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, default=None)
     decision = attrs.get("decision") or {}
     current = bool(decision) and best is not None and decision.get("trial") == best.number
     if launch is not None and not current:
         decision = {}
     row = {
-        "study": study.study_name, "model": attrs.get("model"), "symbol": attrs.get("symbol"),
+        "study": name, "model": attrs.get("model"), "symbol": attrs.get("symbol"),
         "complete": c.complete, "pruned": c.pruned, "failed": c.failed, "running": c.running,
         "trials": c.finished, "target": attrs.get("target"), "best_value": best.value if best is not None else None,
         "naive_mae": (attrs.get("naive_mae") or {}).get("validation"),
-        "incumbent": in_use(best_dir, study.study_name, attrs),
+        "incumbent": in_use(best_dir, name, attrs),
         "committed": decision.get("committed"), "evidence": decision.get("evidence"),
         "beats_naive": decision.get("beats_naive"), "decision": decision.get("line"),
         "confirm_mae": decision.get("candidate_mae"), "confirm_test_mae": decision.get("candidate_test_mae"),
@@ -185,7 +188,7 @@ def decision_text(row: dict[str, Any], short: bool = False) -> str:
     verdict = "committed" if row["committed"] else "kept incumbent"
     e = row["evidence"]
     if not e:
-        return f"{verdict} (no incumbent)"
+        return f"{verdict} without comparison"  # no incumbent, or one that could not be scored
     if short:
         p = "<0.001" if e["p_value"] < 0.001 else f"={e['p_value']:.2g}"
         return f"{verdict}: {-e['improvement']:+.2%} ± {e['se']:.2%}, p{p}"
@@ -229,10 +232,3 @@ def _table(title: str | None = None) -> Table:
 
 def _fmt(value: float | None, spec: str = ".5f") -> str:
     return "-" if value is None else format(value, spec)
-
-
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
