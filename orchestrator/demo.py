@@ -16,7 +16,6 @@ from rich.console import Console
 from orchestrator.commit import Decision
 from orchestrator.dashboard import record_decision
 from orchestrator.data import write_synthetic
-from orchestrator.evidence import evidence_text
 from orchestrator.models.base import ModelOptions
 from orchestrator.settings import Settings
 from orchestrator.study import optimize, prepare
@@ -47,7 +46,7 @@ choices = ["quantile_0.4"]
 
 
 def run_demo(console: Console, trials: int = 30) -> None:
-    """Run the four studies (`trials` each, twice as many for the kept incumbent) and say what each decision shows."""
+    """Run the four studies (`trials` trials each, twice as many in the third) and say what each decision shows."""
     shutil.rmtree(ROOT, ignore_errors=True)
     data = ROOT / "trainingdata"
     write_synthetic(data, ["DEMO_A"])
@@ -55,26 +54,25 @@ def run_demo(console: Console, trials: int = 30) -> None:
     weak = ROOT / "weak_space.toml"
     weak.write_text(WEAK_SPACE)
     storage = f"sqlite:///{ROOT}/optuna.db"
-    steps = [  # (what it shows, symbol, target, space file, fresh)
-        ("DEMO_A from a deliberately weak config", "DEMO_A", 2, weak, False),
-        ("DEMO_A, a full search (a new study)", "DEMO_A", trials, None, True),
-        ("DEMO_A, the same study with more trials", "DEMO_A", 2 * trials, None, False),
-        (f"DEMO_TREND, a symbol that trends ({TREND:.1%} a bar)", "DEMO_TREND", trials, None, False),
+    steps = [  # (name, what it is, symbol, target, space file, fresh)
+        ("DEMO_A, weak start", "a space that allows only a deliberately weak config", "DEMO_A", 2, weak, False),
+        ("DEMO_A, full search", "a new study on the default space", "DEMO_A", trials, None, True),
+        ("DEMO_A, more trials", "the same study with twice the trials", "DEMO_A", 2 * trials, None, False),
+        ("DEMO_TREND", f"a symbol that trends {TREND:.1%} a bar", "DEMO_TREND", trials, None, False),
     ]
     decisions = []
-    for title, symbol, target, space, fresh in steps:
+    for name, what, symbol, target, space, fresh in steps:
         settings = Settings(data_dir=data, storage=storage, best_dir=ROOT / "best", artifact_dir=ROOT / "artifacts",
                             trials=target, device="cpu")
         outcome, _ = optimize(prepare("fhs", symbol, settings, ModelOptions(device="cpu"), space), fresh=fresh,
                               record=record_decision)
         c = outcome.counts
-        console.print(f"\n{title}: {c.finished} trials (pruned {c.pruned}), best {outcome.best_value:.5f}, "
-                      f"naive {outcome.naive_mae:.5f}", highlight=False)
-        console.print(f"  {outcome.decision_line}", highlight=False)
-        decisions.append((title, outcome.decision))
+        console.print(f"\n{name} ({what})\n  {c.finished} trials ({c.pruned} pruned), best {outcome.best_value:.5f}, "
+                      f"naive {outcome.naive_mae:.5f}\n  {outcome.decision_line}", highlight=False)
+        decisions.append((name, outcome.decision))
     console.print("\nwhat each decision shows:")
-    for title, decision in decisions:
-        console.print(f"  {title}: {lesson(decision)}", highlight=False)
+    for name, decision in decisions:
+        console.print(f"  {name + ':':21}{lesson(decision)}", highlight=False)
     console.print(
         "\nlook at the results:\n"
         f"  orchestrator status --storage {storage} --best-dir {ROOT / 'best'}\n"
@@ -88,18 +86,16 @@ def run_demo(console: Console, trials: int = 30) -> None:
 
 
 def lesson(decision: Decision | None) -> str:
-    """What a decision shows a newcomer, in a sentence: which kind of decision it is, and the naive comparison."""
+    """What a decision shows a newcomer, in a few words: which kind of decision it is, and against naive."""
     if decision is None:
         return "no trial completed"
     if decision.committed and decision.incumbent is None:
-        kind = "a first commit: with no incumbent, the candidate is committed as it is"
+        kind = "a first commit (nothing to compare with)"
     elif decision.committed and decision.evidence is None:
-        kind = "committed without a comparison: the incumbent could not be scored"
+        kind = "committed without comparison (the incumbent could not be scored)"
     elif decision.committed:
-        kind = f"a commit on evidence ({evidence_text(decision.evidence)}): a good commit looks like this"
+        kind = f"a commit on evidence (p={decision.evidence['p_value']:.2g}): a good commit looks like this"
     else:
-        kind = "the incumbent was kept: the candidate was not better by the evidence the rule asks for"
-    naive = {True: "the config in use beats the naive zero-return forecast",
-             False: "the config in use does not beat the naive forecast (a random walk does as well)",
-             None: "no naive comparison"}[decision.beats_naive]
-    return f"{kind}; {naive}"
+        kind = "incumbent kept: the candidate was not clearly better"
+    naive = {True: "; beats naive", False: "; no better than naive", None: ""}[decision.beats_naive]
+    return kind + naive

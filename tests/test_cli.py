@@ -67,5 +67,6 @@ def test_demo_runs_everything_under_studies_demo(workdir: Path) -> None:
     assert beats_naive(better) and better["study"] == more["study"] == "fhs/DEMO_A"
     assert trend["study"] == "fhs/DEMO_TREND" and trend["committed"] and beats_naive(trend)  # beats a random walk
     closing = result.stdout.split("what each decision shows:")[1]
-    assert "a commit on evidence (" in closing and "the config in use beats the naive" in closing
+    assert "DEMO_A, full search: a commit on evidence (p=" in closing and "DEMO_TREND:" in closing
+    assert closing.count("beats naive") >= 2 and "no better than naive" in closing
     assert "orchestrator status --storage" in closing
