@@ -59,7 +59,8 @@ def test_demo_runs_everything_under_studies_demo(workdir: Path) -> None:
                            p.relative_to(workdir) in (Path("studies"), Path("studies/demo")) for p in written)
     for symbol in ("DEMO_A", "DEMO_TREND"):
         assert read_json(Path(f"studies/demo/best/fhs/{symbol}.json"))["symbol"] == symbol
-    history = [json.loads(line) for line in Path("studies/demo/best/history.jsonl").read_text().splitlines()]
+    history = [entry for entry in map(json.loads, Path("studies/demo/best/history.jsonl").read_text().splitlines())
+               if entry.get("kind", "decision") == "decision"]
     weak, better, more, trend = history
     beats_naive = lambda entry: entry["candidate"]["validation"]["mae"] < entry["naive_mae"]  # noqa: E731
     assert weak["committed"] and weak["incumbent"] is None and not beats_naive(weak)  # the weak start
