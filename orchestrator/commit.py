@@ -10,17 +10,19 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 from filelock import FileLock
 
 from orchestrator import __version__
-from orchestrator.data import check_symbol
-from orchestrator.errors import BadInput
-from orchestrator.evaluation import UNSCORABLE, Evaluator, unscorable_reason
+from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
 from orchestrator.evidence import Evidence, evidence_text, paired_evidence
+from orchestrator.symbols import check_symbol
+
+if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
+    from orchestrator.evaluation import Evaluator
 
 HISTORY = "history.jsonl"
 DECISION = "decision"

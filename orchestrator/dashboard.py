@@ -99,22 +99,22 @@ def record_decision(
 
 
 def write_report(
-    storage_url: str, out: Path, artifact_dir: Path, best_dir: Path | None = None, archived: bool = False
+    storage_url: str, out: Path, artifact_dir: Path, best_dir: Path = Path("configs/best"), archived: bool = False
 ) -> Path:
     """Write one self-contained HTML page on every current study in the storage (and every archived one with
-    `archived`; PNGs inlined, no external URLs), with the champions per symbol from `<best_dir>/champions.json` when
-    `best_dir` is given."""
+    `archived`; PNGs inlined, no external URLs); the config in use per study and the champions per symbol
+    (`champions.json`) are read from `best_dir`."""
     from orchestrator.storage import storage_label
     from orchestrator.summary import summaries
 
     storage = _open_existing(storage_url)
-    rows = summaries(storage_url, Settings(), archived)
+    rows = summaries(storage_url, Settings(best_dir=best_dir), archived)
     store = FileSystemArtifactStore(artifact_dir)  # only read: a missing artifact is named in the page
     sections = [_study_section(optuna.load_study(study_name=r["study"], storage=storage), store) for r in rows]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = _PAGE.format(
         storage=html.escape(storage_label(storage_url)), time=now, table=_summary_table(rows),
-        champions="" if best_dir is None else _champions_section(best_dir),
+        champions=_champions_section(best_dir),
         sections="\n".join(sections) or "<p>No studies in this storage yet.</p>",
     )
     out = Path(out)
@@ -290,18 +290,17 @@ def _run_maes_figure(decision: Decision, naive: dict[str, float], run: int) -> F
 
 
 def _summary_table(rows: list[dict[str, Any]]) -> str:
-    headers = ("study", "model", "symbol", "complete", "pruned", "failed", "target", "best validation MAE",
-               "naive MAE", "incumbent MAE", "committed", "evidence (MAE change ± se, p, windows won)")
+    """The rows of `status`, as a table."""
+    from orchestrator.summary import decision_text, in_use_text
+
+    headers = ("study", "trials", "search MAE (best trial)", "naive MAE", "in use (validation MAE, committed by, on)",
+               "last decision (MAE change ± se, p, windows won)")
     num = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
     body = []
     for r in rows:
-        committed = {True: "yes", False: "no", None: "-"}[r["committed"]]
-        if r["beats_naive"] is False:
-            committed += " (not better than naive)"
-        cells = (r["study"], r["model"], r["symbol"], r["complete"], r["pruned"], r["failed"], r["target"],
-                 num(r["best_value"]), num(r["naive_mae"]), num(r["incumbent_value"]), committed,
-                 evidence_text(r["evidence"]))
-        body.append("<tr>" + "".join(f"<td>{html.escape(str('-' if c is None else c))}</td>" for c in cells) + "</tr>")
+        cells = (r["study"], f"{r['trials']}/{r['target']}", num(r["best_value"]), num(r["naive_mae"]),
+                 in_use_text(r), decision_text(r))
+        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in headers)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -374,8 +373,7 @@ def _study_section(study: optuna.Study, store: FileSystemArtifactStore) -> str:
     parts.append("<div class=row>" + "".join(plots) + "</div>")
     note = get_note(study)
     if note:
-        parts.append(f"<details><summary>Decision notes (as in the dashboard)</summary><pre>{html.escape(note)}</pre>"
-                     "</details>")
+        parts.append(f"<h3>Decision notes (as in the dashboard)</h3><div class=notes>{_markdown(note)}</div>")
     for meta in sorted(get_all_artifact_meta(study), key=lambda m: (-_trial_of(m.filename), m.filename)):
         if meta.mimetype != "image/png":
             continue
@@ -389,6 +387,13 @@ def _study_section(study: optuna.Study, store: FileSystemArtifactStore) -> str:
         parts.append(_img(data, meta.filename))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _markdown(text: str) -> str:
+    """HTML of a decision note's Markdown (tables included); raw HTML in the text is escaped, never passed on."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
 def _trial_of(filename: str) -> int:
@@ -418,7 +423,10 @@ section {{ margin-top: 2.5em; border-top: 2px solid #ddd; }}
 img {{ max-width: 100%; }}
 .row {{ display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }}
 .row figure {{ max-width: 48%; }}
-pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 0.8em; }}
+.notes {{ background: #f6f6f6; padding: 0.2em 1em; }}
+.notes table {{ margin: 0.5em 0; }}
+.notes h2 {{ font-size: 1.1em; }}
+code {{ white-space: pre-wrap; }}
 figure {{ margin: 1em 0; }}
 figcaption, .meta {{ color: #666; font-size: 0.9em; }}
 .decision {{ font-weight: bold; }}

@@ -24,18 +24,6 @@ _AGGREGATE = re.compile(
 _NEEDS_X = {"trimmed_mean", "lower_trimmed_mean", "upper_trimmed_mean", "quantile", "winsorized_mean"}
 
 
-UNSCORABLE = (ForecastError, KeyError, ValueError, TypeError)
-"""What scoring raises for params that cannot run with this model in this version: a param it needs is missing
-(KeyError), a value it does not accept (ValueError, TypeError), forecasts that are not finite (ForecastError)."""
-
-
-def unscorable_reason(exc: Exception) -> str:
-    """One phrase on why params could not be scored (an `UNSCORABLE` exception)."""
-    if isinstance(exc, KeyError):
-        return f"no {exc.args[0]!r} param" if exc.args else "a param is missing"
-    return str(exc) or type(exc).__name__
-
-
 def parse_aggregate(name: str) -> tuple[str, float]:
     """('kind', fraction) for an aggregate name. X < 1 is a fraction, X >= 1 a percent: trimmed_mean_10 == _0.1.
 

@@ -26,11 +26,11 @@ from rich.live import Live
 from rich.table import Table
 
 from orchestrator.errors import BadInput
-from orchestrator.evidence import evidence_text
 from orchestrator.models.base import create
 from orchestrator.settings import Settings
 from orchestrator.storage import open_storage, storage_exists, storage_label, study_names
-from orchestrator.objective import counts
+from orchestrator.counts import counts
+from orchestrator.summary import LaunchState, launch_summary, live_table, study_row
 from orchestrator.study import Job, check_setup, recorded_job, setup
 
 MAX_REQUEUES = 2
@@ -95,9 +95,8 @@ def launch(
     deaths: Counter[tuple[str, int]] = Counter()
     gpus = _visible_gpus()
     slots: list[Worker | None] = [None] * workers
-    launched = time.monotonic()
     try:
-        with Live(_progress(runs, launched), console=console, refresh_per_second=2, transient=False) as live:
+        with Live(_progress(runs), console=console, refresh_per_second=2, transient=False) as live:
             while queue or any(w is not None and w.job is not None for w in slots):
                 for slot, worker in enumerate(slots):
                     if queue and (worker is None or worker.job is None):
@@ -108,7 +107,7 @@ def launch(
                     worker = busy[connection]
                     if not _collect(worker, runs, queue, deaths):
                         slots[slots.index(worker)] = None  # a replacement starts with the next job
-                live.update(_progress(runs, launched))
+                live.update(_progress(runs))
     finally:
         _stop([w for w in slots if w is not None])
     return summary(runs)
@@ -204,85 +203,32 @@ def _visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _progress(runs: dict[str, StudyRun], launched: float) -> Table:
-    table = Table(title="studies", title_justify="left")
-    for header in ("study", "state", "finished/target", "best MAE", "incumbent MAE", "pruned", "failed", "trials/min"):
-        table.add_column(header, justify="left" if header in ("study", "state") else "right", no_wrap=True)
-    for row in _rows(runs):
-        minutes = (time.monotonic() - launched) / 60
-        table.add_row(row["study"], row["status"], f"{row['trials']}/{row['target']}", _fmt(row["best_mae"]),
-                      _fmt(row["incumbent_mae"]), str(row["pruned"]), str(row["failed"]),
-                      f"{row['new_trials'] / max(minutes, 1e-9):.1f}")
-    return table
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.5f}"
+def _progress(runs: dict[str, StudyRun]) -> Table:
+    return live_table(_rows(runs))
 
 
 def _rows(runs: dict[str, StudyRun]) -> list[dict[str, Any]]:
-    """Each study's state read from the storage (never from files)."""
+    """Each study's row (`summary.study_row`): its trials from the storage, the config in use from the best dir, and
+    its processes' state."""
     rows = []
     storages: dict[str, optuna.storages.BaseStorage] = {}
     for name, run in runs.items():
         url = run.job.settings.storage
         storage = storages.setdefault(url, open_storage(url, run.job.settings))
         study = optuna.load_study(study_name=name, storage=storage)
-        c = counts(study)
-        attrs = study.user_attrs
-        decision = attrs.get("decision") or {}
-        try:
-            best = study.best_trial
-        except ValueError:
-            best = None
-        current = bool(decision) and best is not None and decision.get("trial") == best.number
-        if current:
-            status = "committed" if decision["committed"] else "kept incumbent"
-        elif run.failures:
-            status = f"failed: {run.failures[0]}"
-        elif run.started is None:
-            status = "waiting"
-        elif run.jobs_ended == run.processes:
-            status = "incomplete" if c.finished < attrs["target"] else "no complete trial"
-        else:
-            status = "running"
-        rows.append({
-            "study": name, "model": run.job.model, "symbol": run.job.symbol, "status": status,
-            "trials": c.finished, "target": attrs.get("target"), "pruned": c.pruned, "failed": c.failed,
-            "best_mae": best.value if best is not None else None,
-            "validation_mae": decision.get("candidate_mae") if current else None,
-            "test_mae": decision.get("candidate_test_mae") if current else None,
-            "incumbent_mae": decision.get("incumbent_mae") if current else None,
-            "naive_mae": (attrs.get("naive_mae") or {}).get("validation"),
-            "committed": decision.get("committed") if current else None,
-            "evidence": decision.get("evidence") if current else None,
-            "beats_naive": decision.get("beats_naive") if current else None,
-            "decision": decision.get("line") if current else None,
-            "seconds": None if run.started is None else round((run.ended or time.monotonic()) - run.started, 1),
-            "new_trials": c.finished - run.baseline,
-        })
+        rows.append(study_row(name, study.user_attrs, study.get_trials(deepcopy=False), run.job.settings.best_dir,
+                              _state(run)))
     return rows
 
 
+def _state(run: StudyRun) -> LaunchState:
+    phase = "waiting" if run.started is None else "ended" if run.jobs_ended == run.processes else "running"
+    seconds = None if run.started is None else (run.ended or time.monotonic()) - run.started
+    return LaunchState(phase, run.failures[0] if run.failures else None, seconds, run.baseline)
+
+
 def summary(runs: dict[str, StudyRun]) -> list[dict[str, Any]]:
-    keys = ("model", "symbol", "status", "trials", "target", "validation_mae", "test_mae", "incumbent_mae",
-            "naive_mae", "committed", "evidence", "beats_naive", "decision", "seconds")
-    return [{k: row[k] for k in keys} for row in _rows(runs)]
-
-
-def summary_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="summary", title_justify="left")
-    for header in ("model", "symbol", "status", "trials", "validation MAE", "test MAE", "incumbent MAE", "naive MAE",
-                   "committed", "evidence", "time (s)"):
-        table.add_column(header, no_wrap=True)
-    for r in rows:
-        committed = {True: "yes", False: "no", None: "-"}[r["committed"]]
-        if r["beats_naive"] is False:
-            committed += " (not better than naive)"
-        table.add_row(r["model"], r["symbol"], r["status"], f"{r['trials']}/{r['target']}", _fmt(r["validation_mae"]),
-                      _fmt(r["test_mae"]), _fmt(r["incumbent_mae"]), _fmt(r["naive_mae"]), committed,
-                      evidence_text(r["evidence"]), "-" if r["seconds"] is None else f"{r['seconds']:.0f}")
-    return table
+    return launch_summary(_rows(runs))
 
 
 def resumable_jobs(settings: Settings, console: Console) -> list[Job]:

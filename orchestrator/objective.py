@@ -1,5 +1,5 @@
-"""The trial function: suggest params, score them over the eval runs, report each run to the pruner; the guards
-around it, and which trials count toward a study's target."""
+"""The trial function: suggest params, score them over the eval runs, report each run to the pruner; and the guards
+around it."""
 
 from __future__ import annotations
 
@@ -26,35 +26,6 @@ class TrialTimeout(Exception):
 
 TRIAL_FAILURES = (ForecastError, TrialTimeout)
 """Exceptions that fail one trial (reason in its user attrs) while the study goes on."""
-
-
-def counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials that count toward the target: not a failure that was retried (its process died), nor a surplus
-    trial that an earlier version recorded as failed."""
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
-    return [t for t in trials
-            if not (t.state == TrialState.FAIL and (t.number in retried or t.user_attrs.get("surplus")))]
-
-
-@dataclass(frozen=True)
-class Counts:
-    complete: int
-    pruned: int
-    failed: int
-    running: int
-    waiting: int
-
-    @property
-    def finished(self) -> int:
-        return self.complete + self.pruned + self.failed
-
-
-def counts(study: optuna.Study) -> Counts:
-    by_state = {s: 0 for s in TrialState}
-    for t in counted(study.get_trials(deepcopy=False)):
-        by_state[t.state] += 1
-    return Counts(by_state[TrialState.COMPLETE], by_state[TrialState.PRUNED], by_state[TrialState.FAIL],
-                  by_state[TrialState.RUNNING], by_state[TrialState.WAITING])
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,14 @@ from rich.table import Table
 
 from orchestrator.commit import read_history
 from orchestrator.data import Series, Windows, load_series
-from orchestrator.errors import BadInput
-from orchestrator.evaluation import UNSCORABLE, Evaluator, naive_errors, unscorable_reason
-from orchestrator.evidence import paired_evidence
+from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
+from orchestrator.evaluation import Evaluator, naive_errors
+from orchestrator.evidence import Evidence, paired_evidence
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 
 NAIVE = "naive zero return"
+PAID_OFF, NO_CLEAR, DID_NOT = "paid off", "no clear difference", "did not pay off"
+VERDICTS = (PAID_OFF, NO_CLEAR, DID_NOT)
 
 
 class NotScored(Exception):
@@ -51,10 +54,24 @@ class Score:
     old_label: str = "incumbent"
     note: str = ""
 
+    @cached_property
+    def evidence(self) -> Evidence | None:
+        """The new config's paired evidence against the old one on the bars after the decision (None below 2)."""
+        return paired_evidence(self.new_errors, self.old_errors) if self.bars >= 2 else None
+
+    @property
+    def verdict(self) -> str:
+        """PAID_OFF when the chosen config (the committed one, or the kept incumbent) did better than the other by
+        more than one standard error of the paired difference, DID_NOT when worse by more, else NO_CLEAR."""
+        e = self.evidence
+        if e is None:
+            return NO_CLEAR
+        gain = e.improvement if self.committed else -e.improvement
+        return PAID_OFF if gain > e.se else DID_NOT if gain < -e.se else NO_CLEAR
+
     @property
     def paid_off(self) -> bool:
-        """A commit paid off if the committed config did better; a rejection if the kept one did at least as well."""
-        return self.new_mae < self.old_mae if self.committed else self.old_mae <= self.new_mae
+        return self.verdict == PAID_OFF
 
     @property
     def chosen_errors(self) -> np.ndarray:
@@ -152,9 +169,9 @@ def _rows_then(series: Series, data: dict[str, Any]) -> int:
 
 
 def summarize(scores: list[Score]) -> list[dict[str, Any]]:
-    """One row per (model, symbol) and one overall: decisions, those that paid off, bars, and the chosen configs'
-    MAE against the alternatives' on the pooled new bars, with the change's standard error (paired, in % of the
-    alternatives' MAE; negative: the decisions helped)."""
+    """One row per (model, symbol) and one overall: decisions, how many got each verdict, bars, and the chosen
+    configs' MAE against the alternatives' on the pooled new bars, with the change's standard error (paired, in % of
+    the alternatives' MAE; negative: the decisions helped)."""
     groups: dict[str, list[Score]] = {}
     for score in scores:
         groups.setdefault(f"{score.model}/{score.symbol}", []).append(score)
@@ -166,7 +183,8 @@ def summarize(scores: list[Score]) -> list[dict[str, Any]]:
         other = np.concatenate([s.other_errors for s in group])
         evidence = paired_evidence(chosen, other) if len(chosen) >= 2 else None
         rows.append({
-            "group": name, "decisions": len(group), "paid_off": sum(s.paid_off for s in group),
+            "group": name, "decisions": len(group),
+            **{verdict.replace(" ", "_"): sum(s.verdict == verdict for s in group) for verdict in VERDICTS},
             "bars": int(sum(s.bars for s in group)), "chosen_mae": float(chosen.mean()),
             "alternative_mae": float(other.mean()),
             "change": None if evidence is None else -evidence.improvement,
@@ -177,34 +195,32 @@ def summarize(scores: list[Score]) -> list[dict[str, Any]]:
 
 def as_dict(score: Score) -> dict[str, Any]:
     """A JSON row for one scored decision."""
-    change, se = None, None
-    if score.bars >= 2:
-        evidence = paired_evidence(score.new_errors, score.old_errors)
-        change, se = -evidence.improvement, evidence.se
+    evidence = score.evidence
     return {
         "study": score.study, "decided": score.decided, "committed": score.committed, "bars": score.bars,
-        "old": score.old_label, "old_mae": score.old_mae, "new_mae": score.new_mae, "change": change, "se": se,
-        "paid_off": score.paid_off,
+        "old": score.old_label, "old_mae": score.old_mae, "new_mae": score.new_mae,
+        "change": None if evidence is None else -evidence.improvement, "se": None if evidence is None else evidence.se,
+        "verdict": score.verdict, "paid_off": score.paid_off,
     }
 
 
 def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Table]:
     """The decisions (`as_dict` rows) and the groups (`summarize` rows) as rich tables."""
     pct = lambda v: "-" if v is None else f"{v:+.2%}"  # noqa: E731
-    decisions = Table(title="decisions on the bars after them", title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("study", "decided", "decision", "bars", "old", "old MAE", "new MAE", "change ± se", "paid off"):
+    decisions = Table(title="decisions on the bars after them (change: new vs old MAE; verdict: beyond one standard "
+                            "error or not)", title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("study", "decided", "decision", "bars", "old", "old MAE", "new MAE", "change ± se", "verdict"):
         decisions.add_column(header, no_wrap=True)
     for r in rows:
         se = "" if r["se"] is None else f" ± {r['se']:.2%}"
         decisions.add_row(r["study"], r["decided"], "commit" if r["committed"] else "kept incumbent", str(r["bars"]),
-                      r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se,
-                      "yes" if r["paid_off"] else "no")
+                          r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se, r["verdict"])
     groups = Table(title="chosen config vs the alternative (pooled bars; negative change: the decisions helped)",
-                  title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("model/symbol", "decisions", "paid off", "bars", "chosen MAE", "alternative MAE", "change ± se"):
+                   title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("model/symbol", "decisions", *VERDICTS, "bars", "chosen MAE", "alternative MAE", "change ± se"):
         groups.add_column(header, no_wrap=True)
     for r in summary:
         se = "" if r["se"] is None else f" ± {r['se']:.2%}"
-        groups.add_row(r["group"], str(r["decisions"]), str(r["paid_off"]), str(r["bars"]), f"{r['chosen_mae']:.5f}",
-                      f"{r['alternative_mae']:.5f}", pct(r["change"]) + se)
+        groups.add_row(r["group"], str(r["decisions"]), *(str(r[v.replace(" ", "_")]) for v in VERDICTS),
+                       str(r["bars"]), f"{r['chosen_mae']:.5f}", f"{r['alternative_mae']:.5f}", pct(r["change"]) + se)
     return [decisions, groups]

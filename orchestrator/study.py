@@ -20,7 +20,8 @@ from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
 from orchestrator.lineage import READING, archive, bars_marks, check_resumable, new_bars, set_up_attrs, stored_attrs
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
-from orchestrator.objective import TRIAL_FAILURES, Counts, Objective, TrialGuard, counted, counts
+from orchestrator.counts import Counts, counted, counts
+from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard
 from orchestrator.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path, study_settings
 from orchestrator.space import Space, load_space
@@ -141,15 +142,12 @@ class Job:
 
     @property
     def notes(self) -> list[str]:
-        """What the user should know about the data: how the file was read, dropped rows, one run for a model that
-        does not sample, short early windows."""
+        """What the user should know about the data and the model: how the file was read, dropped rows, one run for
+        a model that does not sample (short histories: `summary.short_history_note`)."""
         notes = list(self.series.notes)
         if not forecaster_class(self.model).stochastic:
             notes.append(f"{self.name}: {self.model} does not sample (the same bars give the same forecast), so each "
                          "trial and the confirm step make one run, whatever --eval-runs and --confirm-runs say")
-        if self.short_windows:
-            notes.append(f"{self.name}: {self.short_windows} of {len(self.windows.validation)} validation windows "
-                         f"have fewer than {self.longest_context} bars before them; they read the bars that exist")
         return notes
 
 

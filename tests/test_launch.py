@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from conftest import cli, cli_subprocess
 from orchestrator.data import write_synthetic
 from orchestrator.models.base import ModelOptions, create
-from orchestrator.objective import counted
+from orchestrator.counts import counted
 from orchestrator.settings import load_settings
 from orchestrator.study import prepare, setup, work
 

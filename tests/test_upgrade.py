@@ -60,9 +60,11 @@ def test_an_explicit_rule_applies_to_a_resumed_study(workdir: Path) -> None:
 def test_progress_is_a_line_per_tenth_of_the_target_off_a_terminal(workdir: Path) -> None:
     result = cli("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "20")
     assert result.exit_code == 0, result.output
-    lines = [x for x in result.stdout.splitlines() if x.startswith("fhs/BTCUSD: ") and " trials | best " in x]
-    assert [x.split(" trials")[0].split(": ")[1] for x in lines] == [f"{2 * k}/20" for k in range(1, 11)]
-    assert all("naive 0." in x and "trials/s" in x and "ETA" in x for x in lines)
+    out = result.stdout.splitlines()
+    lines = [i for i, x in enumerate(out) if x.startswith("fhs/BTCUSD: ") and " trials, " in x]
+    assert [out[i].split(" trials")[0].split(": ")[1] for i in lines] == [f"{2 * k}/20" for k in range(1, 11)]
+    assert all("trials/s" in out[i] and "ETA" in out[i] for i in lines[:-1]) and "confirming" in out[lines[-1]]
+    assert all("naive 0." in out[i + 1] for i in lines)
 
 
 def test_a_study_recorded_with_fewer_than_30_windows_is_refused_with_what_to_do(workdir: Path) -> None:

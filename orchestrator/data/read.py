@@ -16,6 +16,7 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from orchestrator.errors import BadInput
+from orchestrator.symbols import check_symbol  # noqa: F401 (re-exported by orchestrator.data)
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 ALL_COLUMNS = ("timestamp", *PRICE_COLUMNS, "volume")
@@ -25,17 +26,7 @@ EPOCH_MS = 1e11  # integer times from here up are epoch milliseconds (1e11 s wou
 EPOCH_MAX = 1e14  # ... and from here up they are not times at all (1e14 ms is the year 5138)
 SEPARATORS = (",", ";", "\t")  # the first wins a tie
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*")  # 1.234,56  100,5  1234
-_SYMBOL = re.compile(r"[A-Za-z0-9._-]+")
 _DAY_MONTH = re.compile(r"%[dm]([/.-])%[dm]")
-
-
-def check_symbol(symbol: str) -> str:
-    """Return `symbol` if it is safe to use in file names, else raise BadInput."""
-    if not _SYMBOL.fullmatch(symbol) or ".." in symbol:
-        raise BadInput(
-            f"symbol {symbol!r}: use only letters, digits, '.', '_' and '-' (and no '..'), e.g. BTCUSD"
-        )
-    return symbol
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,10 @@ from typing import Any, ClassVar
 import torch
 
 from orchestrator.data import Contexts
-from orchestrator.errors import BadInput
+from orchestrator.errors import BadInput, ForecastError  # noqa: F401 (ForecastError: re-exported for callers)
 
 Encoded = dict[str, torch.Tensor]
 """What `encode` returns: named tensors on the forecaster's device (the cache bounds its size in bytes)."""
-
-
-class ForecastError(Exception):
-    """A forecast that cannot be scored (NaN / inf samples, out of memory): the trial fails, the study goes on."""
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ from orchestrator.data import write_synthetic  # noqa: E402
 from orchestrator.evaluation import EncodeCache, Evaluator  # noqa: E402
 from orchestrator.models.base import ModelOptions, create  # noqa: E402
 from orchestrator.models.base import ForecastError  # noqa: E402
-from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, TrialTimeout, counted, time_limit  # noqa: E402
+from orchestrator.counts import counted  # noqa: E402
+from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, TrialTimeout, time_limit  # noqa: E402
 from orchestrator.sampling import make_pruner, make_sampler  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.storage import fail_orphaned_trials, open_storage  # noqa: E402
