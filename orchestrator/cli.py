@@ -1,33 +1,37 @@
-"""The `orchestrator` command line. Thin: parse, call one function, print."""
+"""The `orchestrator` command line. Thin: parse, call one function, print.
+
+Every setting of `configs/orchestrator.toml` is also a flag of the commands it affects (`flags.with_settings`).
+Importing this module stays light (no torch, scipy or optuna): each command imports what it needs when it runs, so
+`--help` and `status` answer at once.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import typing
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import optuna
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from orchestrator.commit import best_path, read_config
 from orchestrator.errors import BadInput
-from orchestrator.evidence import evidence_text
-from orchestrator.models.base import ModelOptions
+from orchestrator.flags import EVERY_SETTING, RUNTIME, given, with_settings
 from orchestrator.settings import Settings, load_settings
 
 app = typer.Typer(
     help="Tune stochastic forecasters per symbol with Optuna; commit a config only when it beats the incumbent.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain layout: option names never cut at 80 columns, defaults shown as written
     pretty_exceptions_show_locals=False,
 )
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)  # pipes and files get whole rows
+
+MODELS = "fhs | toto | toto2 | kronos"
 
 
 def exits_2_on_bad_input(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,7 +39,12 @@ def exits_2_on_bad_input(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
+        import optuna
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         try:
             return command(*args, **kwargs)
         except BadInput as exc:
@@ -45,116 +54,97 @@ def exits_2_on_bad_input(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-Storage = Annotated[Optional[str], typer.Option(help="Optuna storage URL [default: sqlite:///studies/optuna.db]")]
-BestDir = Annotated[Optional[Path], typer.Option(help="Committed configs: <best-dir>/<model>/<SYMBOL>.json")]
-Trials = Annotated[Optional[int], typer.Option(help="Target number of finished trials per study [default: 100]")]
-EvalRuns = Annotated[Optional[int], typer.Option(help="Runs per trial, averaged [default: 3]")]
-ConfirmRuns = Annotated[Optional[int], typer.Option(help="Fresh runs for candidate vs incumbent [default: 3]")]
-Sampler = Annotated[Optional[str], typer.Option(help="tpe | cmaes [default: tpe]")]
-Seed = Annotated[Optional[int], typer.Option(help="Study seed [default: 0]")]
-Patience = Annotated[Optional[int], typer.Option(help="Stop after K finished trials without improvement")]
-Budget = Annotated[Optional[float], typer.Option(help="Wall-clock seconds per study (and worker)")]
-TimeoutPercentile = Annotated[Optional[float], typer.Option(help="Trial timeout: percentile of earlier durations [default: 95]")]
-TimeoutFactor = Annotated[Optional[float], typer.Option(help="Trial timeout: factor on that percentile [default: 5]")]
-TimeoutMin = Annotated[Optional[float], typer.Option(help="Trial timeout: never below these seconds [default: 60]")]
-DataDir = Annotated[Optional[Path], typer.Option(help="Directory of <SYMBOL>.csv files [default: trainingdata]")]
-SpaceFile = Annotated[Optional[Path], typer.Option("--space", help="Search space TOML replacing configs/spaces/<model>.toml")]
-ValWindows = Annotated[Optional[int], typer.Option(help="At most this many validation windows, as many as the data allow [default: 250]")]
-TestWindows = Annotated[Optional[int], typer.Option(help="Test windows, never used for selection [default: 60]")]
-CommitRule = Annotated[Optional[str], typer.Option(help="spa: commit only when a test over every config tried is confident the candidate beats the incumbent; significant: the paired test of the candidate alone; any: any improvement [default: spa]")]
-MinConfidence = Annotated[Optional[float], typer.Option(help="Confidence the candidate is better, for --commit-rule spa or significant [default: 0.95]")]
-Price = Annotated[Optional[str], typer.Option(help="The column used as close, e.g. adj_close [default: close, or the file's only price column]")]
-DropMissing = Annotated[Optional[bool], typer.Option("--drop-missing/--no-drop-missing", help="Drop rows with blank or '.' cells (recorded) instead of refusing the file [default: no]")]
-DayFirst = Annotated[Optional[bool], typer.Option("--dayfirst/--no-dayfirst", help="Dates with slashes are day-first (31/12/2024) [default: month-first]")]
-Device = Annotated[Optional[str], typer.Option(help="auto | cpu | cuda [default: auto]")]
-Weights = Annotated[Optional[str], typer.Option(help="Model weights: Hugging Face id or local directory")]
-Tokenizer = Annotated[Optional[str], typer.Option(help="Kronos tokenizer: Hugging Face id or local directory")]
-Compile = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="torch.compile the encode [default: on for CUDA]")]
-Transfer = Annotated[Optional[bool], typer.Option("--transfer/--no-transfer", help="Warm-start from other symbols' committed configs [default: on]")]
-Fresh = Annotated[bool, typer.Option(help="Archive an existing study of the same model and symbol and start anew")]
+Model = Annotated[str, typer.Option(metavar="NAME", help=MODELS)]
+Symbol = Annotated[str, typer.Option(metavar="SYMBOL", help="Reads <data-dir>/<SYMBOL>.csv")]
+SpaceFile = Annotated[Optional[Path], typer.Option("--space", metavar="FILE",
+                                                   help="Search space replacing configs/spaces/<model>.toml")]
+Weights = Annotated[Optional[str], typer.Option(metavar="ID|DIR", help="Model weights: Hugging Face id or directory")]
+Tokenizer = Annotated[Optional[str], typer.Option(metavar="ID|DIR", help="Kronos tokenizer: id or directory")]
+Compile = Annotated[Optional[bool], typer.Option("--compile/--no-compile",
+                                                 help="torch.compile the encode  [default: on for CUDA]")]
+Fresh = Annotated[bool, typer.Option(show_default=False, help="Archive an existing study of the same model and "
+                                                              "symbol; start anew  [default: off]")]
+Workers = Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes (one GPU each when several)")]
+SaveSummary = Annotated[Optional[Path], typer.Option(metavar="FILE", help="Write the summary as JSON")]
+StudyName = Annotated[str, typer.Option("--study", metavar="MODEL/SYMBOL", help="Study name")]
+DataDirHere = Annotated[Optional[Path], typer.Option(
+    metavar="DIR", help="Where <SYMBOL>.csv is on this machine  [default: the path the study recorded]")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")]
+Archived = Annotated[bool, typer.Option("--all", help="Also archived studies (<model>/<SYMBOL>@<time>, replaced by "
+                                                      "--fresh or grown data)")]
 
 
 @app.command()
 @exits_2_on_bad_input
-def optimize(
-    model: Annotated[str, typer.Option(help="fhs | toto | kronos")],
-    symbol: Annotated[str, typer.Option(help="Reads <data-dir>/<SYMBOL>.csv")],
-    trials: Trials = None, eval_runs: EvalRuns = None, confirm_runs: ConfirmRuns = None, sampler: Sampler = None,
-    seed: Seed = None, patience: Patience = None, budget: Budget = None, timeout_percentile: TimeoutPercentile = None,
-    timeout_factor: TimeoutFactor = None, timeout_min_seconds: TimeoutMin = None, storage: Storage = None,
-    data_dir: DataDir = None, best_dir: BestDir = None, space: SpaceFile = None, val_windows: ValWindows = None,
-    test_windows: TestWindows = None, device: Device = None, weights: Weights = None, tokenizer: Tokenizer = None,
-    compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False, commit_rule: CommitRule = None,
-    min_confidence: MinConfidence = None, price: Price = None, drop_missing: DropMissing = None,
-    dayfirst: DayFirst = None,
-) -> None:
-    """Run (or resume) the study <model>/<SYMBOL> to its target, then commit its best config if it beats the incumbent.
+@with_settings(*EVERY_SETTING)
+def optimize(model: Model, symbol: Symbol, space: SpaceFile = None, weights: Weights = None,
+             tokenizer: Tokenizer = None, compile: Compile = None, fresh: Fresh = False, **flags: Any) -> None:
+    """Tune <model>/<SYMBOL>; commit its best config if it wins.
 
-    A resumed study keeps the windows, runs, seed, data options and commit rule it was created with unless a flag
-    sets them (another value for a setting that changes trial values needs --fresh).
-    """
+    Runs (or resumes) the study to its target, then scores its best trial (the candidate) and the config in use (the
+    incumbent) on fresh runs and commits the candidate only on the evidence the rule asks for. A resumed study keeps
+    the windows, runs, seed, data options and commit rule it was created with unless a flag sets them (another value
+    for a setting that changes trial values needs --fresh)."""
     from orchestrator.dashboard import record_decision
+    from orchestrator.models.base import ModelOptions
     from orchestrator.progress import StudyProgress
     from orchestrator.study import optimize as run, prepare, resumed_settings
+    from orchestrator.summary import short_history_note
 
-    overrides = {k: v for k, v in locals().items() if k in Settings.model_fields}
-    settings = load_settings(overrides)
+    settings = load_settings(flags)
     if not fresh:
-        settings = resumed_settings(model, symbol, settings, {k for k, v in overrides.items() if v is not None})
+        settings = resumed_settings(model, symbol, settings, set(given(flags, settings)))
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
     job = prepare(model, symbol, settings, options, space)
     with StudyProgress(out, job) as progress:
-        outcome, archived = run(job, fresh=fresh, record=record_decision, callbacks=[progress])
+        outcome, done = run(job, fresh=fresh, record=record_decision, callbacks=[progress])
     c = outcome.counts
-    for note in outcome.notes:
-        out.print(note, highlight=False)
-    if archived:
-        out.print(f"archived the previous study as {archived}")
-    out.print(f"study {outcome.study}: {c.finished}/{settings.trials} finished trials (complete {c.complete}, "
-              f"pruned {c.pruned}, failed {c.failed}); stopped: {outcome.stopped}")
+    for note in [*done.notes, *outcome.notes, short_history_note([job])]:
+        if note:
+            out.print(note, highlight=False)
+    out.print(f"{outcome.study}: {c.finished}/{job.settings.trials} trials ({c.complete} complete, {c.pruned} pruned, "
+              f"{c.failed} failed); stopped: {outcome.stopped}", highlight=False)
     if outcome.best_value is not None:
-        out.print(f"best validation MAE {outcome.best_value:.5f} on {settings.eval_runs} run(s); "
-                  f"naive zero-return MAE {outcome.naive_mae:.5f}")
+        out.print(f"search MAE {outcome.best_value:.5f} (best trial, mean of {job.settings.eval_runs} runs); "
+                  f"naive zero-return MAE {outcome.naive_mae:.5f}", highlight=False)
     out.print(outcome.decision_line, highlight=False)
     if outcome.decision is not None and outcome.decision.committed and not outcome.decision.earlier:
-        out.print(f"wrote {outcome.decision.path}")
+        out.print(f"wrote {outcome.decision.path}", highlight=False)
 
 
 @app.command()
 @exits_2_on_bad_input
+@with_settings(*EVERY_SETTING)
 def launch(
-    models: Annotated[str, typer.Option(help="Comma-separated models, e.g. toto,kronos")],
-    symbols: Annotated[Optional[str], typer.Option(help="Comma-separated symbols [default: every CSV in --data-dir]")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Processes at a time (one GPU each when several are visible)")] = 1,
-    jobs_per_study: Annotated[int, typer.Option(min=1, help="Processes per study, each with its own sampler seed")] = 1,
-    save_summary: Annotated[Optional[Path], typer.Option(help="Write the summary as JSON")] = None,
-    trials: Trials = None, eval_runs: EvalRuns = None, confirm_runs: ConfirmRuns = None, sampler: Sampler = None,
-    seed: Seed = None, patience: Patience = None, budget: Budget = None, timeout_percentile: TimeoutPercentile = None,
-    timeout_factor: TimeoutFactor = None, timeout_min_seconds: TimeoutMin = None, storage: Storage = None,
-    data_dir: DataDir = None, best_dir: BestDir = None, space: SpaceFile = None, val_windows: ValWindows = None,
-    test_windows: TestWindows = None, device: Device = None, weights: Weights = None, tokenizer: Tokenizer = None,
-    compile: Compile = None, transfer: Transfer = None, fresh: Fresh = False, commit_rule: CommitRule = None,
-    min_confidence: MinConfidence = None, price: Price = None, drop_missing: DropMissing = None,
-    dayfirst: DayFirst = None,
+    models: Annotated[str, typer.Option(metavar="NAMES", help=f"Comma-separated models: {MODELS}")],
+    symbols: Annotated[Optional[str], typer.Option(
+        metavar="SYMBOLS", help="Comma-separated symbols  [default: every CSV in --data-dir]")] = None,
+    workers: Workers = 1,
+    jobs_per_study: Annotated[int, typer.Option(min=1, metavar="N", help="Processes per study, each with its own "
+                                                                        "sampler seed")] = 1,
+    save_summary: SaveSummary = None, space: SpaceFile = None, weights: Weights = None, tokenizer: Tokenizer = None,
+    compile: Compile = None, fresh: Fresh = False, **flags: Any,
 ) -> None:
-    """One study per (model, symbol), --workers at a time in separate processes, with a live view and a summary.
+    """Many studies in parallel processes, with a live view.
 
+    One study per (model, symbol), through at most --workers long-lived worker processes, and a summary at the end.
     Each file's close is its `close` column, or --price, or its only numeric column. Resumed studies keep their
     recorded settings unless a flag sets them, as with `optimize`.
     """
     from orchestrator.data import symbols_in
     from orchestrator.launcher import launch as run
+    from orchestrator.models.base import ModelOptions
     from orchestrator.study import prepare, resumed_settings
+    from orchestrator.summary import short_history_note
 
-    overrides = {k: v for k, v in locals().items() if k in Settings.model_fields}
-    settings = load_settings(overrides)
-    explicit = {k for k, v in overrides.items() if v is not None}
+    settings = load_settings(flags)
+    explicit = set(given(flags, settings))
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
     chosen = _split(symbols) if symbols else symbols_in(settings.data_dir)
     jobs = [prepare(m, s, settings if fresh else resumed_settings(m, s, settings, explicit), options, space)
             for m in _split(models) for s in chosen]
-    for job in jobs:
-        for note in job.notes:
+    for note in [*(note for job in jobs for note in job.notes), short_history_note(jobs)]:
+        if note:
             out.print(note, highlight=False)
     rows = run(jobs, workers, jobs_per_study, out, Path("studies/logs"), fresh=fresh)
     _finish(rows, save_summary)
@@ -162,72 +152,80 @@ def launch(
 
 @app.command()
 @exits_2_on_bad_input
-def resume(
-    storage: Storage = None,
-    workers: Annotated[int, typer.Option(min=1, help="Processes at a time")] = 1,
-    save_summary: Annotated[Optional[Path], typer.Option(help="Write the summary as JSON")] = None,
-) -> None:
-    """Continue every unfinished study in the storage to its recorded target with its recorded settings."""
+@with_settings("storage", *RUNTIME)
+def resume(workers: Workers = 1, save_summary: SaveSummary = None, **flags: Any) -> None:
+    """Continue every unfinished study in the storage.
+
+    Each runs to its recorded target with its recorded settings; the flags below replace recorded ones."""
+    from dataclasses import replace
+
     from orchestrator.launcher import launch as run, resumable_jobs
 
-    jobs = resumable_jobs(load_settings(dict(storage=storage)), out)
+    settings = load_settings(flags)
+    explicit = given(flags, settings)
+    jobs = [replace(job, settings=job.settings.model_copy(update=explicit)) for job in resumable_jobs(settings, out)]
     if not jobs:
         out.print("nothing to resume: every study reached its target and was decided")
         return
-    out.print(f"resuming {len(jobs)} stud{'y' if len(jobs) == 1 else 'ies'}: {', '.join(j.name for j in jobs)}")
+    out.print(f"resuming {len(jobs)} stud{'y' if len(jobs) == 1 else 'ies'}: {', '.join(j.name for j in jobs)}",
+              highlight=False)
     _finish(run(jobs, workers, 1, out, Path("studies/logs")), save_summary)
-
-
-StudyName = Annotated[str, typer.Option("--study", help="Study name, <model>/<SYMBOL>")]
 
 
 @app.command()
 @exits_2_on_bad_input
+@with_settings("storage", *RUNTIME)
 def worker(
     study: StudyName,
-    storage: Storage = None,
-    trials: Annotated[Optional[int], typer.Option(help="Raise the study's target of finished trials")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where <SYMBOL>.csv is on this machine [default: the path the study recorded]")] = None,
+    trials: Annotated[Optional[int], typer.Option(metavar="N", help="Raise the study's target of finished "
+                                                                    "trials")] = None,
+    data_dir: DataDirHere = None, **flags: Any,
 ) -> None:
-    """Join an existing study (any machine, shared storage) and run trials until it reaches its target."""
+    """Join a study in a shared storage and run its trials.
+
+    Any machine can join: trials run until the study reaches its target; `orchestrator commit` decides afterwards."""
     import secrets
 
     from orchestrator.models.base import create
     from orchestrator.study import raise_target, recorded_job, work
 
-    job = recorded_job(study, load_settings(dict(storage=storage)), data_dir=data_dir)
+    settings = load_settings(flags)
+    job = recorded_job(study, settings, data_dir=data_dir, **given(flags, settings))
     forecaster = create(job.model, job.options)  # missing weights: refused before the target changes
     if trials is not None:
         raise_target(job, trials)
     outcome = work(job, worker=secrets.randbelow(1 << 30), commit=False, forecaster=forecaster)  # own sampler seed
     c = outcome.counts
-    out.print(f"study {outcome.study}: {c.finished} finished trials (complete {c.complete}, pruned {c.pruned}, "
-              f"failed {c.failed}); stopped: {outcome.stopped}")
+    out.print(f"{outcome.study}: {c.finished} trials ({c.complete} complete, {c.pruned} pruned, {c.failed} failed); "
+              f"stopped: {outcome.stopped}", highlight=False)
     out.print(outcome.decision_line, highlight=False)
 
 
 @app.command()
 @exits_2_on_bad_input
+@with_settings("storage", "best_dir")
 def commit(
-    study: StudyName,
-    storage: Storage = None,
-    best_dir: BestDir = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where <SYMBOL>.csv is on this machine [default: the path the study recorded]")] = None,
-    commit_rule: Annotated[Optional[str], typer.Option(help="spa | significant | any [default: the study's rule]")] = None,
-    min_confidence: Annotated[Optional[float], typer.Option(help="For --commit-rule spa or significant [default: the study's]")] = None,
+    study: StudyName, data_dir: DataDirHere = None,
+    commit_rule: Annotated[Optional[str], typer.Option(
+        metavar="|".join(typing.get_args(Settings.model_fields["commit_rule"].annotation)),
+        help="The rule  [default: the study's]")] = None,
+    min_confidence: Annotated[Optional[float], typer.Option(
+        metavar="NUMBER", help="For --commit-rule spa or significant  [default: the study's]")] = None,
+    **flags: Any,
 ) -> None:
-    """Run the commit protocol for a study whose trials workers ran; the config is written on this machine."""
+    """Decide a study that workers ran; commit if the config wins.
+
+    The commit protocol of `optimize`; the config is written on this machine."""
     from orchestrator.dashboard import record_decision
     from orchestrator.study import commit_study, recorded_job
 
-    settings = load_settings(dict(storage=storage, best_dir=best_dir, commit_rule=commit_rule,
-                                  min_confidence=min_confidence))
+    settings = load_settings({**flags, "commit_rule": commit_rule, "min_confidence": min_confidence})
     job = recorded_job(study, settings, data_dir=data_dir, best_dir=settings.best_dir, commit_rule=commit_rule,
                        min_confidence=min_confidence)
     decision = commit_study(job, record_decision)
     out.print(decision.line if decision else f"NOT updating {study}: no trial completed", highlight=False)
     if decision is not None and decision.committed and not decision.earlier:
-        out.print(f"wrote {decision.path}")
+        out.print(f"wrote {decision.path}", highlight=False)
 
 
 def _split(text: str) -> list[str]:
@@ -235,63 +233,49 @@ def _split(text: str) -> list[str]:
 
 
 def _finish(rows: list[dict[str, Any]], save_summary: Path | None) -> None:
-    from orchestrator.launcher import summary_table
+    from orchestrator.summary import summary_table
 
     out.print()
-    out.print(summary_table(rows))
+    out.print(summary_table(rows), highlight=False)
     if save_summary is not None:
         save_summary.parent.mkdir(parents=True, exist_ok=True)
         save_summary.write_text(json.dumps(rows, indent=2) + "\n")
-        out.print(f"wrote {save_summary}")
+        out.print(f"wrote {save_summary}", highlight=False)
     if any(row["status"].startswith("failed") for row in rows):
         raise typer.Exit(1)
 
 
 @app.command()
 @exits_2_on_bad_input
-def status(
-    storage: Storage = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table")] = False,
-) -> None:
-    """Every study in the storage: trial counts, target, best value, incumbent value."""
-    from orchestrator.summary import summaries
+@with_settings("storage", "best_dir")
+def status(as_json: AsJson = False, archived: Archived = False, **flags: Any) -> None:
+    """Every current study: trials, best MAE, config in use, last decision.
 
-    settings = load_settings(dict(storage=storage))
-    rows = summaries(settings.storage, settings)
+    Per study (--all: archived ones too): finished trials and target, the best trial's search MAE, the naive
+    forecast's MAE, the config in use now (from --best-dir: its MAE when committed, which trial committed it, when)
+    and the last decision with its evidence."""
+    from orchestrator.summary import STATUS_KEYS, status_table, summaries
+
+    settings = load_settings(flags)
+    rows = summaries(settings.storage, settings, archived)
     if as_json:
-        keys = ("study", "model", "symbol", "complete", "pruned", "failed", "running", "target", "best_value",
-                "incumbent_value", "naive_mae", "committed", "evidence", "beats_naive", "decision")
-        print(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
-        return
-    if not rows:
-        out.print(f"no studies in {settings.storage}")
-        return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("study", no_wrap=True)
-    for header in ("done", "pruned", "failed", "running", "target", "best MAE", "incumbent", "naive", "committed",
-                   "evidence"):
-        table.add_column(header, justify="right", no_wrap=True)
-    fmt = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
-    for r in rows:
-        committed = {True: "yes", False: "no", None: "-"}[r["committed"]]
-        if r["beats_naive"] is False:
-            committed += " (not better than naive)"
-        table.add_row(r["study"], str(r["complete"] + r["pruned"] + r["failed"]), str(r["pruned"]), str(r["failed"]), str(r["running"]),
-                      str(r["target"]), fmt(r["best_value"]), fmt(r["incumbent_value"]), fmt(r["naive_mae"]),
-                      committed, evidence_text(r["evidence"]))
-    out.print(table)
+        print(json.dumps([{k: r[k] for k in STATUS_KEYS} for r in rows], indent=2))
+    elif not rows:
+        out.print(f"no studies in {settings.storage}", highlight=False)
+    else:
+        out.print(status_table(rows), highlight=False)
 
 
 @app.command()
 @exits_2_on_bad_input
-def best(
-    model: Annotated[str, typer.Option(help="fhs | toto | kronos")],
-    symbol: Annotated[str, typer.Option(help="Symbol")],
-    best_dir: BestDir = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the committed JSON as is")] = False,
-) -> None:
+@with_settings("best_dir")
+def best(model: Model, symbol: Annotated[str, typer.Option(metavar="SYMBOL", help="Symbol")],
+         as_json: Annotated[bool, typer.Option("--json", help="Print the committed JSON as is")] = False,
+         **flags: Any) -> None:
     """The committed config of <model>/<SYMBOL>."""
-    settings = load_settings(dict(best_dir=best_dir))
+    from orchestrator.commit import best_path, read_config
+
+    settings = load_settings(flags)
     path = best_path(settings.best_dir, model, symbol)
     record = read_config(path)
     if record is None:
@@ -299,36 +283,41 @@ def best(
     if as_json:
         print(json.dumps(record, indent=2))
         return
-    out.print(f"{model}/{symbol} ({path}), committed {record.get('committed_at')}")
+    out.print(f"{model}/{symbol} ({path}), committed {record.get('committed_at')}", highlight=False)
     out.print(f"params: {json.dumps(record['params'])}", highlight=False)
     for part in ("validation", "test"):
         if isinstance(record.get(part), dict):
             r = record[part]
-            out.print(f"{part} MAE {r['mae']:.5f} ± {r['sem']:.5f} ({r['runs']} runs, {r['windows']} windows)")
+            out.print(f"{part} MAE {r['mae']:.5f} ± {r['sem']:.5f} ({r['runs']} runs, {r['windows']} windows)",
+                      highlight=False)
     previous = record.get("previous")
     if not previous:
         out.print("previous: none")
     elif previous.get("mae") is None:
-        out.print(f"previous: {previous.get('error', 'not scored')}")
+        out.print(f"previous: {previous.get('error', 'not scored')}", highlight=False)
     else:
-        out.print(f"previous MAE {previous['mae']:.5f}")
+        out.print(f"previous MAE {previous['mae']:.5f}", highlight=False)
     if record.get("decision_line"):
         out.print(f"decision: {record['decision_line']}", highlight=False)
 
 
 @app.command()
 @exits_2_on_bad_input
+@with_settings("best_dir", "device")
 def scorecard(
-    best_dir: BestDir = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Where the <SYMBOL>.csv files are now [default: the paths the decisions recorded]")] = None,
-    runs: Annotated[int, typer.Option(min=1, help="Runs per config, the same random draws for both")] = 16,
-    device: Device = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="Where the <SYMBOL>.csv files are now  [default: the paths the decisions recorded]")] = None,
+    runs: Annotated[int, typer.Option(min=1, metavar="N", help="Runs per config, the same random draws for "
+                                                               "both")] = 16,
+    as_json: AsJson = False, **flags: Any,
 ) -> None:
-    """Score every past decision on the bars that arrived after it: did each commit (or rejection) pay off?"""
+    """Did past decisions pay off on the bars after them?
+
+    Scores every decision in the history on the bars that arrived after it: the committed config against the one
+    it replaced (or a rejected candidate against the kept incumbent), same draws for both."""
     from orchestrator.scorecard import as_dict, scorecard as score, summarize, tables
 
-    settings = load_settings(dict(best_dir=best_dir, device=device))
+    settings = load_settings(flags)
     notes: list[str] = []
     scores, problems = score(settings.best_dir, data_dir, runs, settings.device, notes.append)
     for problem in problems:
@@ -340,7 +329,56 @@ def scorecard(
         for note in notes:
             out.print(note, highlight=False)
         for table in tables(rows, summary):
-            out.print(table)
+            out.print(table, highlight=False)
+    if problems:
+        raise typer.Exit(2)
+
+
+@app.command()
+@exits_2_on_bad_input
+@with_settings("best_dir", "device")
+def leaderboard(
+    symbols: Annotated[Optional[str], typer.Option(
+        metavar="SYMBOLS", help="Comma-separated symbols  [default: every symbol with a committed config]")] = None,
+    models: Annotated[Optional[str], typer.Option(
+        metavar="NAMES", help="Comma-separated models  [default: every model in --best-dir]")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="Where the <SYMBOL>.csv files are now  [default: the paths the decisions recorded]")] = None,
+    runs: Annotated[int, typer.Option(min=1, metavar="N", help="Runs per sampling model, the same random draws for "
+                                                               "all (deterministic models: 1)")] = 16,
+    mcs_level: Annotated[float, typer.Option(min=0.5, max=0.999, metavar="NUMBER",
+                                             help="Confidence of the model confidence set")] = 0.90,
+    seed: Annotated[int, typer.Option(min=0, metavar="INT", help="Seed of the runs and of the bootstrap")] = 0,
+    as_json: AsJson = False, **flags: Any,
+) -> None:
+    """Which model for each symbol? Writes champions.json.
+
+    Every committed config and the naive forecast on bars none was selected on, the model confidence set, and the
+    champion per symbol, written to <best-dir>/champions.json."""
+    from orchestrator.champions import read_champions, write_champions
+    from orchestrator.leaderboard import as_dict, leaderboard as score, tables
+
+    settings = load_settings(flags)
+    read_champions(settings.best_dir)  # a corrupt file is refused before any scoring
+    notes: list[str] = []
+    boards, problems = score(settings.best_dir, data_dir, _split(symbols) if symbols else None,
+                             _split(models) if models else None, runs, mcs_level, settings.device, seed,
+                             notes.append)
+    rows = [as_dict(board) for board in boards]
+    written, kept = write_champions(settings.best_dir, rows)
+    notes += kept
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"symbols": rows, "notes": notes, "problems": problems,
+                          "written": None if written is None else str(written)}, indent=2))
+    else:
+        for note in notes:
+            out.print(note, highlight=False)
+        for table in tables(rows):
+            out.print(table, highlight=False)
+        if written is not None:
+            out.print(f"wrote {written}", highlight=False)
     if problems:
         raise typer.Exit(2)
 
@@ -348,41 +386,47 @@ def scorecard(
 @app.command()
 @exits_2_on_bad_input
 def demo() -> None:
-    """The whole flow on generated data with the built-in model: no weights, no network; writes only studies/demo/."""
+    """The whole flow on generated data; writes only studies/demo/.
+
+    The built-in model on generated bars (no weights, no network): a first commit, a commit on evidence, a kept
+    incumbent, and a symbol where the tuned config beats the naive forecast."""
     from orchestrator.demo import run_demo
 
     run_demo(out)
 
 
-ArtifactDir = Annotated[Optional[Path], typer.Option(help="Artifact store of the plots [default: studies/artifacts]")]
-
-
 @app.command()
 @exits_2_on_bad_input
+@with_settings("storage", "artifact_dir")
 def dashboard(
-    storage: Storage = None,
-    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it on this machine")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8080,
-    artifact_dir: ArtifactDir = None,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Interface to bind; 127.0.0.1 keeps it on this "
+                                                              "machine")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port")] = 8080,
+    **flags: Any,
 ) -> None:
-    """Serve optuna-dashboard on the study storage, with the commit notes and forecast plots."""
+    """Serve optuna-dashboard with the decision notes and plots."""
     from orchestrator.dashboard import serve
 
-    settings = load_settings(dict(storage=storage, artifact_dir=artifact_dir))
-    out.print(f"optuna-dashboard on http://{host}:{port} for {settings.storage} (Ctrl-C stops it)")
+    settings = load_settings(flags)
+    out.print(f"optuna-dashboard on http://{host}:{port} for {settings.storage} (Ctrl-C stops it)", highlight=False)
     serve(settings.storage, host, port, settings.artifact_dir)
 
 
 @app.command()
 @exits_2_on_bad_input
+@with_settings("storage", "artifact_dir", "best_dir")
 def report(
-    storage: Storage = None,
-    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("studies/report.html"),
-    artifact_dir: ArtifactDir = None,
+    out_file: Annotated[Path, typer.Option("--out", metavar="FILE", help="HTML file to write")] = Path(
+        "studies/report.html"),
+    archived: Archived = False,
+    **flags: Any,
 ) -> None:
-    """Write one self-contained HTML page on every study (no server needed)."""
+    """Write one self-contained HTML page on every current study.
+
+    No server needed: the status table, optimisation histories, decision notes and plots, the champions per
+    symbol (`orchestrator leaderboard`), all embedded."""
     from orchestrator.dashboard import write_report
 
-    settings = load_settings(dict(storage=storage, artifact_dir=artifact_dir))
-    path = write_report(settings.storage, out_file, settings.artifact_dir)
-    out.print(f"wrote {path}")
+    settings = load_settings(flags)
+    path = write_report(settings.storage, out_file, settings.artifact_dir, settings.best_dir, archived)
+    out.print(f"wrote {path}", highlight=False)

@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -18,13 +18,19 @@ from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator import __version__
-from orchestrator.data import check_symbol
-from orchestrator.errors import BadInput
-from orchestrator.evaluation import Evaluator
+from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
 from orchestrator.evidence import Evidence, SpaEvidence, evidence_text, paired_evidence, spa_evidence
-from orchestrator.models.base import ForecastError
+from orchestrator.symbols import check_symbol
+
+if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
+    from orchestrator.evaluation import Evaluator
 
 HISTORY = "history.jsonl"
+DECISION = "decision"
+"""The `kind` of a history line that records a commit decision; a line without `kind` is one (DESIGN.md)."""
+UNSCORED = ("could not be scored (", "); replaced without a comparison")
+"""`previous.error` of a committed file whose incumbent could not be scored: the reason goes between these."""
+RECOVERED = "; recorded late: the process that committed it stopped before it could add it to the history"
 
 
 def best_path(best_dir: Path, model: str, symbol: str) -> Path:
@@ -68,8 +74,8 @@ def transfer_configs(best_dir: Path, model: str, symbol: str) -> list[tuple[str,
 
 
 def read_history(best_dir: Path) -> list[dict[str, Any]]:
-    """Every decision in `<best_dir>/history.jsonl`, oldest first. A line that is not a whole JSON object (the torn
-    tail of an append cut by a power loss) is skipped."""
+    """Every decision in `<best_dir>/history.jsonl`, oldest first. Lines of other kinds are skipped, and so is a line
+    that is not a whole JSON object (the torn tail of an append cut by a power loss)."""
     try:
         text = (Path(best_dir) / HISTORY).read_text()
     except FileNotFoundError:
@@ -80,13 +86,13 @@ def read_history(best_dir: Path) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(entry, dict):
+        if isinstance(entry, dict) and entry.get("kind", DECISION) == DECISION:
             entries.append(entry)
     return entries
 
 
 def append_history(best_dir: Path, entry: dict[str, Any]) -> None:
-    """Append one decision under the history's own lock (one lock for every study of the best dir), fsynced.
+    """Append one line under the history's own lock (one lock for every study of the best dir), fsynced.
     After a torn tail the entry starts on a line of its own."""
     path = Path(best_dir) / HISTORY
     with FileLock(str(path) + ".lock"), open(path, "a+b") as history:
@@ -201,26 +207,34 @@ def decide(
     window by window (`paired_evidence`); `rule` decides. Everything after the candidate's scoring happens under the
     config's file lock: the incumbent is re-read (another worker may have committed), and a decision already in the
     history for this study and trial is returned as is (a rerun or a second worker never decides twice).
+
+    The config is written before the history line. A commit whose process died between the two is found by the
+    next decision on this config: the committed file names its study's uid and trial, so its history line is
+    rebuilt from the file and appended first; when it is this study's own commit, that is the decision.
     `provenance` (model options, data file and its reading options) goes into the history for the scorecard.
     """
     try:
         best = study.best_trial
     except ValueError:
         return None
-    model, symbol = study.user_attrs["model"], study.user_attrs["symbol"]
-    path = best_path(best_dir, model, symbol)
+    path = best_path(best_dir, study.user_attrs["model"], study.user_attrs["symbol"])
     path.parent.mkdir(parents=True, exist_ok=True)
     candidate = _score(evaluator, best.params, confirm_runs)
     with FileLock(str(path) + ".lock"):
         uid = study.user_attrs.get("uid")
-        decision = _from_history(best_dir, uid, best.number)
+        history = read_history(best_dir)
+        decision = _from_history(history, uid, best.number)
         if decision is None:
-            decision, incumbent_params = _decide_locked(study, best, evaluator, path, candidate, confirm_runs,
-                                                        storage_label, rule, provenance)
-            append_history(best_dir, {
-                **asdict(decision), "study_uid": uid, "model": model, "symbol": symbol, "params": best.params,
-                "incumbent_params": incumbent_params, "seed": study.user_attrs["seed"], **provenance,
-            })
+            record = read_config(path)
+            lost = _unrecorded_commit(history, record, path)
+            if lost is not None:
+                append_history(best_dir, lost)
+            if lost is not None and (lost["study_uid"], lost["trial"]) == (uid, best.number):
+                decision = _decision(lost)
+            else:
+                decision, entry = _decide_locked(study, best, evaluator, path, record, candidate, confirm_runs,
+                                                 storage_label, rule, provenance)
+                append_history(best_dir, entry)
         study.set_user_attr("decision", {
             "trial": decision.trial, "committed": decision.committed, "time": decision.time,
             "candidate_mae": decision.candidate["validation"]["mae"],
@@ -232,28 +246,66 @@ def decide(
     return decision
 
 
-def _from_history(best_dir: Path, study_uid: str | None, trial: int) -> Decision | None:
+def _decision(entry: dict[str, Any], earlier: bool = False) -> Decision:
+    fields = Decision.__dataclass_fields__
+    return Decision(**{**{k: v for k, v in entry.items() if k in fields}, "earlier": earlier})
+
+
+def _from_history(history: list[dict[str, Any]], study_uid: str | None, trial: int) -> Decision | None:
     if study_uid is None:
         return None
-    fields = Decision.__dataclass_fields__
-    for entry in read_history(best_dir):
+    for entry in history:
         if (entry.get("study_uid"), entry.get("trial")) == (study_uid, trial):
-            return Decision(**{**{k: v for k, v in entry.items() if k in fields}, "earlier": True})
+            return _decision(entry, earlier=True)
     return None
 
 
-def _decide_locked(study, best, evaluator, path, candidate, confirm_runs, storage_label, rule, provenance):
-    """(decision, the incumbent's params or None); writes the config when the candidate is committed."""
+def _entry(decision: Decision, uid: str | None, model: str, symbol: str, params: dict[str, Any],
+           incumbent_params: dict[str, Any] | None, seed: int, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The history line of a decision."""
+    return {"kind": DECISION, **asdict(decision), "study_uid": uid, "model": model, "symbol": symbol,
+            "params": params, "incumbent_params": incumbent_params, "seed": seed, **provenance}
+
+
+def _unrecorded_commit(history: list[dict[str, Any]], record: dict[str, Any] | None, path: Path) -> dict | None:
+    """The history line of the commit in `record`, rebuilt from the file, when the history lacks it (its process
+    died after writing the config); None when there is nothing to add, or the file names no study uid (written by
+    hand or by an earlier version)."""
+    study = (record or {}).get("study")
+    if not isinstance(study, dict) or study.get("uid") is None:
+        return None
+    if any((e.get("study_uid"), e.get("trial")) == (study["uid"], study["trial"]) for e in history):
+        return None
+    previous, incumbent = record["previous"], None
+    if previous is not None:
+        incumbent = {"params": previous["params"], "validation": previous["validation"], "test": previous["test"]}
+        if "error" in previous:
+            incumbent["error"] = previous["error"].removeprefix(UNSCORED[0]).removesuffix(UNSCORED[1])
+    decision = Decision(
+        study=study["name"], trial=study["trial"], committed=True,
+        candidate={"validation": record["validation"], "test": record["test"]}, incumbent=incumbent, path=str(path),
+        time=record["committed_at"], evidence=record["evidence"], rule=record["rule"],
+        naive_mae=(record["naive"] or {}).get("validation"), note=RECOVERED,
+    )
+    return _entry(decision, study["uid"], record["model"], record["symbol"], record["params"],
+                  None if previous is None else previous["params"], study["seed"],
+                  {"data": record["data"], "options": record["options"]})
+
+
+def _decide_locked(study, best, evaluator, path, record, candidate, confirm_runs, storage_label, rule, provenance):
+    """(decision, its history line) against the incumbent `record`; writes the config when the candidate is
+    committed. Only an incumbent whose params cannot run here is replaced without a comparison."""
     (scores, errors) = candidate
-    record = read_config(path)
     incumbent, evidence = None, None
     if record is not None:
         try:
             incumbent_scores, incumbent_errors = _score(evaluator, record["params"], confirm_runs)
+        except UNSCORABLE as exc:
+            incumbent = {"params": record["params"], "validation": None, "test": None,
+                         "error": unscorable_reason(exc)}
+        else:
             incumbent = {"params": record["params"], **incumbent_scores}
             evidence = paired_evidence(errors, incumbent_errors)
-        except (ForecastError, KeyError, ValueError, TypeError) as exc:
-            incumbent = {"params": record["params"], "validation": None, "error": str(exc) or type(exc).__name__}
     spa = None
     if evidence is not None:
         spa = _spa(study, best, evaluator, confirm_runs, record["params"], errors, incumbent_errors, rule.spa_configs)
@@ -270,7 +322,10 @@ def _decide_locked(study, best, evaluator, path, candidate, confirm_runs, storag
     )
     if committed:
         _write_atomic(path, _config_record(study, best, decision, storage_label, provenance, now))
-    return decision, None if record is None else record["params"]
+    attrs = study.user_attrs
+    entry = _entry(decision, attrs.get("uid"), attrs["model"], attrs["symbol"], best.params,
+                   None if record is None else record["params"], attrs["seed"], provenance)
+    return decision, entry
 
 
 def tried_configs(study: optuna.Study, incumbent: dict[str, Any]) -> list[FrozenTrial]:
@@ -292,7 +347,7 @@ def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, An
          incumbent_errors: np.ndarray, limit: int | None) -> SpaEvidence:
     """The SPA test of the tried configs (at most `limit`, the best search values first), each rescored on the
     confirm runs (the candidate's errors are reused). Configs are scored grouped by their encode params, so each
-    encode runs at most once; a config that fails on the confirm runs (NaN forecasts) is left out."""
+    encode runs at most once; a config that cannot run on the confirm runs (NaN forecasts, say) is left out."""
     tried = tried_configs(study, incumbent)
     trials = tried[:limit]
     columns = {0: candidate_errors}
@@ -302,7 +357,7 @@ def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, An
     for i in by_encode:
         try:
             columns[i] = evaluator.evaluate(trials[i].params, runs, "validation").window_errors
-        except ForecastError:
+        except UNSCORABLE:
             continue
     matrix = np.stack([columns[i] for i in sorted(columns)], axis=1)
     spa = spa_evidence(incumbent_errors, matrix, 0, seed=study.user_attrs["seed"])
@@ -318,9 +373,10 @@ def _config_record(study, best, decision: Decision, storage_label, provenance, n
     incumbent = decision.incumbent
     previous = None
     if incumbent is not None:
-        previous = {"mae": (incumbent.get("validation") or {}).get("mae"), "params": incumbent["params"]}
+        previous = {"mae": (incumbent.get("validation") or {}).get("mae"), "params": incumbent["params"],
+                    "validation": incumbent.get("validation"), "test": incumbent.get("test")}
         if "error" in incumbent:
-            previous["error"] = f"could not be scored ({incumbent['error']}); replaced without a comparison"
+            previous["error"] = f"{UNSCORED[0]}{incumbent['error']}{UNSCORED[1]}"
     return {
         "symbol": attrs["symbol"],
         "model": attrs["model"],
@@ -335,7 +391,8 @@ def _config_record(study, best, decision: Decision, storage_label, provenance, n
         "beats_naive": decision.beats_naive,
         "data": provenance["data"],
         "options": provenance["options"],
-        "study": {"name": study.study_name, "storage": storage_label, "trial": best.number, "seed": attrs["seed"]},
+        "study": {"name": study.study_name, "uid": attrs.get("uid"), "storage": storage_label, "trial": best.number,
+                  "seed": attrs["seed"]},
         "decision_line": decision.line,
         "committed_at": now,
         "version": __version__,

@@ -98,18 +98,23 @@ def record_decision(
             upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
 
 
-def write_report(storage_url: str, out: Path, artifact_dir: Path) -> Path:
-    """Write one self-contained HTML page on every study in the storage (PNGs inlined, no external URLs)."""
+def write_report(
+    storage_url: str, out: Path, artifact_dir: Path, best_dir: Path = Path("configs/best"), archived: bool = False
+) -> Path:
+    """Write one self-contained HTML page on every current study in the storage (and every archived one with
+    `archived`; PNGs inlined, no external URLs); the config in use per study and the champions per symbol
+    (`champions.json`) are read from `best_dir`."""
     from orchestrator.storage import storage_label
     from orchestrator.summary import summaries
 
     storage = _open_existing(storage_url)
-    rows = summaries(storage_url, Settings())
+    rows = summaries(storage_url, Settings(best_dir=best_dir), archived)
     store = FileSystemArtifactStore(artifact_dir)  # only read: a missing artifact is named in the page
     sections = [_study_section(optuna.load_study(study_name=r["study"], storage=storage), store) for r in rows]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = _PAGE.format(
         storage=html.escape(storage_label(storage_url)), time=now, table=_summary_table(rows),
+        champions=_champions_section(best_dir),
         sections="\n".join(sections) or "<p>No studies in this storage yet.</p>",
     )
     out = Path(out)
@@ -213,7 +218,8 @@ def _png(figure: Figure, tight: bool = False) -> bytes:
 
 
 def _forecast_figure(decision: Decision, params: dict[str, Any], evaluator: Evaluator, run: int) -> Figure:
-    """One row per config (candidate, incumbent): sample quantile fans of each window's next close vs the actual."""
+    """One row per config (candidate, incumbent): quantile fans of each window's next close vs the actual (of the
+    samples; of the predicted quantiles for a deterministic model, with its point forecast)."""
     import numpy as np
 
     plt = _pyplot()
@@ -230,20 +236,38 @@ def _forecast_figure(decision: Decision, params: dict[str, Any], evaluator: Eval
         ax.plot(shown, close[shown], color="black", lw=1.2, marker=".", ms=4, label="actual close", zorder=3)
         for split, color in zip(SPLITS, ("tab:blue", "tab:orange")):
             index = windows.of(split)
-            samples = evaluator.samples(config["params"], split, run).numpy()
-            q = np.quantile(samples, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1)
-            ax.fill_between(index, q[0], q[4], color=color, alpha=0.18, lw=0, label=f"{split}: 5-95% of samples")
-            ax.fill_between(index, q[1], q[3], color=color, alpha=0.35, lw=0, label=f"{split}: 25-75%")
-            ax.plot(index, q[2], color=color, lw=1.2, label=f"{split}: median sample")
+            q, labels = _fan(evaluator, config["params"], split, run)
+            ax.fill_between(index, q[0], q[4], color=color, alpha=0.18, lw=0, label=f"{split}: {labels[0]}")
+            ax.fill_between(index, q[1], q[3], color=color, alpha=0.35, lw=0, label=f"{split}: {labels[1]}")
+            ax.plot(index, q[2], color=color, lw=1.2, label=f"{split}: {labels[2]}")
         ax.axvline(windows.test[0] - 0.5, color="grey", ls="--", lw=1)
         ax.set_title(f"{label}: validation MAE {_fmt(config['validation'])}, test MAE {_fmt(config['test'])}",
                      fontsize=10)
         ax.set_ylabel("close")
         ax.grid(alpha=0.3)
     figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
-    axes[-1, 0].set_xlabel(f"bar index (dashed line: validation | test), samples of run {run}")
+    drawn = f"samples of run {run}" if evaluator.forecaster.stochastic else "predicted quantiles (no sampling)"
+    axes[-1, 0].set_xlabel(f"bar index (dashed line: validation | test), {drawn}")
     figure.suptitle(f"{decision.study}: next-close forecasts vs actual (trial {decision.trial})")
     return figure
+
+
+def _fan(evaluator: Evaluator, params: dict[str, Any], split: str, run: int) -> tuple[list[Any], tuple[str, ...]]:
+    """Five lines per window (outer band, inner band, middle) and their labels: quantiles of the samples of `run`;
+    for a deterministic model, its predicted quantiles (the rules quantile_X read them) around its point forecast."""
+    import numpy as np
+
+    if evaluator.forecaster.stochastic:
+        samples = evaluator.samples(params, split, run).numpy()
+        return list(np.quantile(samples, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1)), (
+            "5-95% of samples", "25-75%", "median sample")
+
+    def point(rule: dict[str, Any]) -> np.ndarray:
+        return evaluator.samples({**params, **rule}, split, run)[:, 0].numpy()
+
+    lines = [point({"aggregate": f"quantile_{x}"}) for x in (0.1, 0.3)] + [point({})]
+    lines += [point({"aggregate": f"quantile_{x}"}) for x in (0.7, 0.9)]
+    return lines, ("10-90% predicted", "30-70% predicted", f"point forecast ({params.get('aggregate')})")
 
 
 def _run_maes_figure(decision: Decision, naive: dict[str, float], run: int) -> Figure:
@@ -272,20 +296,53 @@ def _run_maes_figure(decision: Decision, naive: dict[str, float], run: int) -> F
 
 
 def _summary_table(rows: list[dict[str, Any]]) -> str:
-    headers = ("study", "model", "symbol", "complete", "pruned", "failed", "target", "best validation MAE",
-               "naive MAE", "incumbent MAE", "committed", "evidence (MAE change ± se, p, windows won)")
+    """The rows of `status`, as a table."""
+    from orchestrator.summary import decision_text, in_use_text
+
+    headers = ("study", "trials", "search MAE (best trial)", "naive MAE", "in use (validation MAE, committed by, on)",
+               "last decision (MAE change ± se, p, windows won)")
     num = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
     body = []
     for r in rows:
-        committed = {True: "yes", False: "no", None: "-"}[r["committed"]]
-        if r["beats_naive"] is False:
-            committed += " (not better than naive)"
-        cells = (r["study"], r["model"], r["symbol"], r["complete"], r["pruned"], r["failed"], r["target"],
-                 num(r["best_value"]), num(r["naive_mae"]), num(r["incumbent_value"]), committed,
-                 evidence_text(r["evidence"]))
-        body.append("<tr>" + "".join(f"<td>{html.escape(str('-' if c is None else c))}</td>" for c in cells) + "</tr>")
+        cells = (r["study"], f"{r['trials']}/{r['target']}", num(r["best_value"]), num(r["naive_mae"]),
+                 in_use_text(r), decision_text(r))
+        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in headers)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _champions_section(best_dir: Path) -> str:
+    """Which model per symbol (`orchestrator leaderboard`): an overview across symbols, then per symbol the models'
+    MAE with error bars against the naive line, confidence-set members highlighted, and the numbers."""
+    from orchestrator.champions import CHAMPIONS, overview_figure, read_champions, symbol_figure
+
+    rows = list(read_champions(best_dir).get("symbols", {}).values())
+    parts = ['<section id="champions"><h2>Champions: which model for each symbol</h2>']
+    if not rows:
+        parts.append(f"<p>No {html.escape(str(Path(best_dir) / CHAMPIONS))} yet: run <code>orchestrator "
+                     "leaderboard</code>.</p></section>")
+        return "\n".join(parts)
+    parts.append("<p class=meta>Each symbol's committed configs and the naive forecast on the same held-out bars "
+                 "(after every compared config's validation windows). The set: models the data cannot tell apart "
+                 "from the best (Hansen-Lunde-Nason); no champion when naive is in it.</p>")
+    parts.append(_img(_png(overview_figure(rows)), "champions across symbols"))
+    head = "".join(f"<th>{h}</th>" for h in ("model", "MAE", "vs naive: change ± se, p", "MCS p", "in set"))
+    for row in rows:
+        symbol = html.escape(row["symbol"])
+        body = []
+        for name, m in row["models"].items():
+            e = m.get("evidence")
+            change = "-" if e is None else f"{-e['improvement']:+.2%} ± {e['se']:.2%}, p={e['p_value']:.2g}"
+            cells = (name, f"{m['mae']:.5f}", change, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
+            body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        w = row["windows"]
+        parts += [f'<h3 id="champion-{symbol}">{symbol}</h3>', f"<p class=decision>{html.escape(row['line'])}</p>",
+                  f"<p class=meta>{w['count']} windows {html.escape(w['first'])} .. {html.escape(w['last'])}, "
+                  f"scored {html.escape(row['time'])}.</p>",
+                  f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>",
+                  _img(_png(symbol_figure(row)), f"{row['symbol']}: MAE against the naive forecast")]
+    parts.append("</section>")
+    return "\n".join(parts)
 
 
 def _study_section(study: optuna.Study, store: FileSystemArtifactStore) -> str:
@@ -322,8 +379,7 @@ def _study_section(study: optuna.Study, store: FileSystemArtifactStore) -> str:
     parts.append("<div class=row>" + "".join(plots) + "</div>")
     note = get_note(study)
     if note:
-        parts.append(f"<details><summary>Decision notes (as in the dashboard)</summary><pre>{html.escape(note)}</pre>"
-                     "</details>")
+        parts.append(f"<h3>Decision notes (as in the dashboard)</h3><div class=notes>{_markdown(note)}</div>")
     for meta in sorted(get_all_artifact_meta(study), key=lambda m: (-_trial_of(m.filename), m.filename)):
         if meta.mimetype != "image/png":
             continue
@@ -337,6 +393,13 @@ def _study_section(study: optuna.Study, store: FileSystemArtifactStore) -> str:
         parts.append(_img(data, meta.filename))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _markdown(text: str) -> str:
+    """HTML of a decision note's Markdown (tables included); raw HTML in the text is escaped, never passed on."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
 def _trial_of(filename: str) -> int:
@@ -366,7 +429,10 @@ section {{ margin-top: 2.5em; border-top: 2px solid #ddd; }}
 img {{ max-width: 100%; }}
 .row {{ display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }}
 .row figure {{ max-width: 48%; }}
-pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 0.8em; }}
+.notes {{ background: #f6f6f6; padding: 0.2em 1em; }}
+.notes table {{ margin: 0.5em 0; }}
+.notes h2 {{ font-size: 1.1em; }}
+code {{ white-space: pre-wrap; }}
 figure {{ margin: 1em 0; }}
 figcaption, .meta {{ color: #666; font-size: 0.9em; }}
 .decision {{ font-weight: bold; }}
@@ -377,6 +443,7 @@ figcaption, .meta {{ color: #666; font-size: 0.9em; }}
 <p class=meta>Storage {storage}, written {time}. MAEs are one-step return MAEs on the validation windows unless
 stated; the naive baseline predicts a zero return.</p>
 {table}
+{champions}
 {sections}
 </body>
 </html>

@@ -145,6 +145,10 @@ class EncodeCache:
             _, (_, dropped) = self._items.popitem(last=False)
             self.bytes -= dropped
 
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -188,9 +192,14 @@ class Evaluator:
 
     def _draw(self, encoded: Encoded, params: Mapping[str, Any], run: int) -> torch.Tensor:
         generator = torch.Generator(device=self.forecaster.device).manual_seed(run_seed(self.seed, run))
-        n = int(params[self.forecaster.samples_param])
+        n = int(params[self.forecaster.samples_param]) if self.forecaster.stochastic else 1
         drawn = self.forecaster.sample(encoded, n, params, generator)
         return drawn.detach().to("cpu", torch.float64)
+
+    def runs(self, runs: range) -> range:
+        """The runs to make: all of them for a sampling model, the first only for a deterministic one (every run
+        would give the same forecast)."""
+        return runs if self.forecaster.stochastic else runs[:1]
 
     def evaluate(
         self,
@@ -200,11 +209,13 @@ class Evaluator:
         on_run: Callable[[int, float], None] | None = None,
         limit: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
     ) -> Evaluation:
-        """MAE per run; `on_run(step, running mean)` is called after each run (pruning hooks in there).
+        """MAE per run (one run for a deterministic model); `on_run(step, running mean)` is called after each run
+        (pruning hooks in there).
 
         `limit` (a context manager factory, e.g. the trial timeout) bounds the runs but not the encode, whose first
         call at a new shape also compiles.
         """
+        runs = self.runs(runs)
         start = time.perf_counter()
         encoded, hit = self.encode(params, split)
         result = Evaluation(split=split, runs=list(runs), cache_hit=hit, encode_seconds=time.perf_counter() - start)

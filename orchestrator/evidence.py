@@ -9,17 +9,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from arch.bootstrap import StationaryBootstrap, optimal_block_length
-from scipy import stats
 
 
 @dataclass(frozen=True)
 class Evidence:
     """How much lower the candidate's errors are than the incumbent's, over the same windows and runs.
 
-    `improvement` and `se` are fractions of the incumbent's MAE (0.0049 = 0.49% better); `p_value` is one-sided
-    (small: the candidate is better), `confidence` = 1 - p_value; `won` is the share of windows where the candidate's
-    error is strictly lower.
+    `improvement` and `se` are fractions of the incumbent's MAE (0.0049 = 0.49% better); `se` is the standard error
+    the test uses (HLN-corrected), so `statistic` = improvement / se; `p_value` is one-sided (small: the candidate is
+    better), `confidence` = 1 - p_value; `won` is the share of windows where the candidate's error is strictly lower.
     """
 
     improvement: float
@@ -35,7 +33,7 @@ class Evidence:
 
     def summary(self) -> str:
         """'-0.49% ± 0.21%, p=0.01, 58% of 250 windows': the MAE change (negative = better) ± one standard error."""
-        return (f"{-self.improvement:+.2%} ± {self.se:.2%}, p={_p(self.p_value)}, {self.won:.0%} of "
+        return (f"{signed_percent(-self.improvement)} ± {self.se:.2%}, p={_p(self.p_value)}, {self.won:.0%} of "
                 f"{self.windows} windows")
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,15 +47,24 @@ def evidence_text(evidence: dict[str, Any] | None) -> str:
         return "-"
     text = Evidence(**{k: evidence[k] for k in Evidence.__dataclass_fields__}).summary()
     spa = evidence.get("spa")
-    return text if not spa else f"{text}; {SpaEvidence(**{k: spa[k] for k in SpaEvidence.__dataclass_fields__}).summary()}"
+    if not spa:
+        return text
+    return f"{text}; {SpaEvidence(**{k: spa[k] for k in SpaEvidence.__dataclass_fields__ if k in spa}).summary()}"
+
+
+def signed_percent(value: float) -> str:
+    """'+1.10%', '-0.49%', and '0.00%' (no sign) for a value that rounds to zero."""
+    text = f"{value:+.2%}"
+    return text[1:] if float(text[1:-1]) == 0 else text
 
 
 def paired_evidence(candidate: np.ndarray, incumbent: np.ndarray) -> Evidence:
     """Diebold-Mariano / HLN on per-window absolute errors (each averaged over the same runs).
 
     d_t = incumbent_t - candidate_t (positive: the candidate is better). Its long-run variance is Newey-West with
-    Bartlett weights and lag floor(n^(1/3)); the statistic is scaled by the HLN factor for horizon 1,
-    sqrt((n - 1) / n), and compared with Student's t with n - 1 degrees of freedom.
+    Bartlett weights and lag floor(cube root of n); the DM statistic is scaled by the HLN factor for horizon 1,
+    sqrt((n - 1) / n), and compared with Student's t with n - 1 degrees of freedom. The standard error returned is
+    the one that scaling implies: sqrt(lrv / n) / sqrt((n - 1) / n), so that statistic = mean / se.
     """
     candidate, incumbent = np.asarray(candidate, dtype=float), np.asarray(incumbent, dtype=float)
     if candidate.shape != incumbent.shape or candidate.ndim != 1 or len(candidate) < 2:
@@ -65,16 +72,28 @@ def paired_evidence(candidate: np.ndarray, incumbent: np.ndarray) -> Evidence:
     d = incumbent - candidate
     n = len(d)
     mean = float(d.mean())
-    lrv = newey_west_variance(d, math.floor(n ** (1 / 3)))
-    sd = math.sqrt(lrv / n)
+    lrv = newey_west_variance(d, newey_west_lag(n))
+    se = math.sqrt(lrv / n) / math.sqrt((n - 1) / n)  # HLN correction for h = 1: (n + 1 - 2h + h(h-1)/n) / n
     scale = float(incumbent.mean()) or 1.0
     won = float(np.mean(candidate < incumbent))
-    if sd == 0.0:  # identical errors on every window (or a constant difference): no noise to test against
+    if se == 0.0:  # identical errors on every window (or a constant difference): no noise to test against
         p = 0.5 if mean == 0 else (0.0 if mean > 0 else 1.0)
         return Evidence(mean / scale, 0.0, math.copysign(math.inf, mean) if mean else 0.0, p, won, n)
-    statistic = mean / sd * math.sqrt((n - 1) / n)  # HLN correction for h = 1: (n + 1 - 2h + h(h-1)/n) / n
+    from scipy import stats  # here, not at the top: `status` shows evidence without loading scipy.stats (0.5 s)
+
+    statistic = mean / se
     p = float(stats.t.sf(statistic, df=n - 1))
-    return Evidence(mean / scale, sd / scale, statistic, p, won, n)
+    return Evidence(mean / scale, se / scale, statistic, p, won, n)
+
+
+def newey_west_lag(n: int) -> int:
+    """floor(n^(1/3)) computed in integers: 4 for 64 and 5 for 125, where the float cube root falls just short."""
+    lag = round(n ** (1 / 3))
+    while lag**3 > n:
+        lag -= 1
+    while (lag + 1) ** 3 <= n:
+        lag += 1
+    return lag
 
 
 def newey_west_variance(x: np.ndarray, lags: int) -> float:
@@ -143,6 +162,8 @@ def spa_evidence(incumbent: np.ndarray, configs: np.ndarray, candidate: int, see
     A config whose errors differ from the incumbent's by the same amount on every window has no noise to test
     against and is left out (as the candidate, its p-value is 0, 0.5 or 1, as for the paired test).
     """
+    from arch.bootstrap import StationaryBootstrap, optimal_block_length  # here: `status` loads no pandas
+
     incumbent, configs = np.asarray(incumbent, dtype=float), np.asarray(configs, dtype=float)
     n, k = configs.shape
     if incumbent.shape != (n,) or not 0 <= candidate < k or n < 10:

@@ -1,5 +1,5 @@
-"""The trial function: suggest params, score them over the eval runs, report each run to the pruner; the guards
-around it, and which trials count toward a study's target."""
+"""The trial function: suggest params, score them over the eval runs, report each run to the pruner; and the guards
+around it."""
 
 from __future__ import annotations
 
@@ -24,47 +24,14 @@ class TrialTimeout(Exception):
     """The trial ran far longer than earlier trials: stopped and recorded as failed."""
 
 
-class Surplus(Exception):
-    """The study already had its target of trials when this one started (several workers raced for the last one)."""
-
-
-TRIAL_FAILURES = (ForecastError, TrialTimeout, Surplus)
+TRIAL_FAILURES = (ForecastError, TrialTimeout)
 """Exceptions that fail one trial (reason in its user attrs) while the study goes on."""
-
-
-def counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials that count toward the target: not a failure that was retried (its process died), not a surplus."""
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
-    return [t for t in trials
-            if not (t.state == TrialState.FAIL and (t.number in retried or t.user_attrs.get("surplus")))]
-
-
-@dataclass(frozen=True)
-class Counts:
-    complete: int
-    pruned: int
-    failed: int
-    running: int
-    waiting: int
-
-    @property
-    def finished(self) -> int:
-        return self.complete + self.pruned + self.failed
-
-
-def counts(study: optuna.Study) -> Counts:
-    by_state = {s: 0 for s in TrialState}
-    for t in counted(study.get_trials(deepcopy=False)):
-        by_state[t.state] += 1
-    return Counts(by_state[TrialState.COMPLETE], by_state[TrialState.PRUNED], by_state[TrialState.FAIL],
-                  by_state[TrialState.RUNNING], by_state[TrialState.WAITING])
 
 
 @dataclass(frozen=True)
 class TrialGuard:
     """Per-trial limits derived from the study's earlier trials."""
 
-    target: int
     timeout_percentile: float = 95.0
     timeout_factor: float = 5.0
     timeout_min_seconds: float = 60.0
@@ -79,9 +46,6 @@ class TrialGuard:
         if len(durations) < 5:
             return None
         return max(self.timeout_min_seconds, self.timeout_factor * float(np.percentile(durations, self.timeout_percentile)))
-
-    def is_surplus(self, trial: optuna.Trial, trials: list[FrozenTrial]) -> bool:
-        return sum(1 for t in counted(trials) if t.number < trial.number) >= self.target
 
 
 def _run_seconds(trial: FrozenTrial) -> float:
@@ -101,15 +65,12 @@ class Objective:
     def __init__(self, space: Space, evaluator: Evaluator, runs: range, guard: TrialGuard | None = None) -> None:
         self.space = space
         self.evaluator = evaluator
-        self.runs = runs
+        self.runs = evaluator.runs(runs)  # one for a deterministic model: one report, so pruning never happens
         self.guard = guard
 
     def __call__(self, trial: optuna.Trial) -> float:
         # the trials as the sampler read them in this trial's ask (Optuna's per-trial cache): one storage read fewer
         trials = trial.study._get_trials(deepcopy=False, use_cache=True)
-        if self.guard is not None and self.guard.is_surplus(trial, trials):
-            trial.set_user_attr("surplus", True)
-            raise Surplus(f"the study reached its target of {self.guard.target} trials before trial {trial.number}")
         params = self.space.suggest(trial)
         forecaster = self.evaluator.forecaster
         here = {"device": str(forecaster.device), "compiled": forecaster.compiled}

@@ -4,7 +4,7 @@ earlier study), and the pruner."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.settings import Settings
 from orchestrator.space import Space
+from orchestrator.storage import study_names
 
 # Optuna 5's TPE computes log(ndtr(x)) one element at a time in Python (np.frompyfunc over a scalar function): at 1000
 # trials of the fhs space (two log-int params) that is ~45 ms of a trial's ~60 ms of sampling. scipy's ufunc computes
@@ -27,10 +28,10 @@ if callable(getattr(_truncnorm, "_log_ndtr", None)):
 
 def archived_trials(storage: RDBStorage, name: str) -> list[FrozenTrial]:
     """Complete trials of the newest archived study of `name` (an earlier study of the same model and symbol)."""
-    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage) if s.study_name.startswith(name + "@"))
+    names = sorted(n for n in study_names(storage, archived=True) if n.startswith(name + "@"))
     if not names:
         return []
-    return optuna.load_study(study_name=names[-1], storage=storage).get_trials(states=(TrialState.COMPLETE,))
+    return storage.get_all_trials(storage.get_study_id_from_name(names[-1]), states=(TrialState.COMPLETE,))
 
 
 def make_sampler(
@@ -94,8 +95,12 @@ def enqueue_warm_starts(
     incumbent: Mapping[str, Any] | None,
     transfers: list[tuple[str, Mapping[str, Any]]],
     max_transfer: int,
-) -> None:
-    """Enqueue the incumbent, then up to `max_transfer` distinct configs of other symbols.
+    previous: Sequence[FrozenTrial] = (),
+    max_previous: int = 0,
+) -> int:
+    """Enqueue the incumbent, then up to `max_previous` best distinct configs of the `previous` study's complete
+    trials (the archived study a roll-forward replaced), then up to `max_transfer` distinct configs of other
+    symbols; returns how many of the previous study's configs were enqueued.
 
     Params are normalised to the space's native types so Optuna's duplicate check recognises them on resume.
     Configs outside the space are skipped (they are still the incumbent at commit time).
@@ -104,11 +109,22 @@ def enqueue_warm_starts(
     normal = space.normalize(incumbent) if incumbent is not None else None
     if normal is not None:
         queue.append((normal, {"warm_start": "incumbent"}))
-    for symbol, params in transfers:
-        if len(queue) - (normal is not None) >= max_transfer:
-            break
-        candidate = space.normalize(params)
-        if candidate is not None and all(candidate != q for q, _ in queue):
-            queue.append((candidate, {"warm_start": "transfer", "transfer_from": symbol}))
+
+    def add(candidates: list[tuple[Mapping[str, Any], dict[str, Any]]], most: int) -> int:
+        added = 0
+        for params, attrs in candidates:
+            if added == most:
+                break
+            candidate = space.normalize(params)
+            if candidate is not None and all(candidate != q for q, _ in queue):
+                queue.append((candidate, attrs))
+                added += 1
+        return added
+
+    ranked = sorted((t for t in previous if t.value is not None), key=lambda t: t.value)
+    rolled = add([(t.params, {"warm_start": "previous_study", "previous_trial": t.number}) for t in ranked],
+                 max_previous)
+    add([(params, {"warm_start": "transfer", "transfer_from": symbol}) for symbol, params in transfers], max_transfer)
     for params, attrs in queue:
         study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+    return rolled

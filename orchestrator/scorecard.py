@@ -2,14 +2,15 @@
 
 For each decision in `<best_dir>/history.jsonl` whose data file has grown, the two configs are scored on the new
 bars with the decision's own aggregation, many runs and common random numbers: for a commit, the committed config
-against the one it replaced (the naive zero-return forecast when there was none); for a rejection, the kept
-incumbent against the rejected candidate.
+against the one it replaced (the naive zero-return forecast when there was none, or when the replaced config cannot
+be scored any more); for a rejection, the kept incumbent against the rejected candidate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,19 @@ from rich.table import Table
 
 from orchestrator.commit import read_history
 from orchestrator.data import Series, Windows, load_series
-from orchestrator.errors import BadInput
+from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
 from orchestrator.evaluation import Evaluator, naive_errors
-from orchestrator.evidence import paired_evidence
-from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
+from orchestrator.evidence import Evidence, paired_evidence
+from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 
 NAIVE = "naive zero return"
+PAID_OFF, NO_CLEAR, DID_NOT = "paid off", "no clear difference", "did not pay off"
+VERDICTS = (PAID_OFF, NO_CLEAR, DID_NOT)
+
+
+class NotScored(Exception):
+    """A decision that cannot be scored, for a reason that is no fault of the data: no new bars yet, or a config
+    that this version cannot run."""
 
 
 @dataclass
@@ -44,11 +52,26 @@ class Score:
     old_errors: np.ndarray = field(repr=False)
     new_errors: np.ndarray = field(repr=False)
     old_label: str = "incumbent"
+    note: str = ""
+
+    @cached_property
+    def evidence(self) -> Evidence | None:
+        """The new config's paired evidence against the old one on the bars after the decision (None below 2)."""
+        return paired_evidence(self.new_errors, self.old_errors) if self.bars >= 2 else None
+
+    @property
+    def verdict(self) -> str:
+        """PAID_OFF when the chosen config (the committed one, or the kept incumbent) did better than the other by
+        more than one standard error of the paired difference, DID_NOT when worse by more, else NO_CLEAR."""
+        e = self.evidence
+        if e is None:
+            return NO_CLEAR
+        gain = e.improvement if self.committed else -e.improvement
+        return PAID_OFF if gain > e.se else DID_NOT if gain < -e.se else NO_CLEAR
 
     @property
     def paid_off(self) -> bool:
-        """A commit paid off if the committed config did better; a rejection if the kept one did at least as well."""
-        return self.new_mae < self.old_mae if self.committed else self.old_mae <= self.new_mae
+        return self.verdict == PAID_OFF
 
     @property
     def chosen_errors(self) -> np.ndarray:
@@ -63,7 +86,8 @@ def scorecard(
     best_dir: Path, data_dir: Path | None, runs: int, device: str, report: Callable[[str], None]
 ) -> tuple[list[Score], list[str]]:
     """(scores of the decisions with new bars, problems): a problem is a decision whose data cannot be trusted or
-    read (a shrunk or rewritten file, other weights); `report` gets a line for each decision not scored."""
+    read (a shrunk or rewritten file, other weights); `report` gets a line for each decision not scored, and for each
+    one scored against the naive forecast because the config it replaced cannot be scored."""
     history = read_history(best_dir)
     if not history:
         raise BadInput(f"{Path(best_dir) / 'history.jsonl'}: no decisions yet; run `orchestrator optimize` first")
@@ -76,18 +100,20 @@ def scorecard(
             continue
         try:
             score = _score(entry, data_dir, runs, device, forecasters)
-        except (BadInput, ForecastError) as exc:
+        except BadInput as exc:
             problems.append(f"{name}: {exc}")
             continue
-        if score is None:
-            report(f"{name}: no bars after {entry['data']['last_timestamp']} yet")
-        else:
-            scores.append(score)
+        except NotScored as exc:
+            report(f"{name}: {exc}")
+            continue
+        if score.note:
+            report(f"{name}: {score.note}")
+        scores.append(score)
     return scores, problems
 
 
 def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
-           forecasters: dict[tuple[str, ModelOptions], Forecaster]) -> Score | None:
+           forecasters: dict[tuple[str, ModelOptions], Forecaster]) -> Score:
     data, model, symbol = entry["data"], entry["model"], entry["symbol"]
     path = Path(data["path"]) if data_dir is None else Path(data_dir) / Path(data["path"]).name
     cls = forecaster_class(model)
@@ -95,7 +121,7 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
                          drop_missing=data["drop_missing"], dayfirst=data["dayfirst"])
     rows = _rows_then(series, data)
     if rows == series.rows:
-        return None
+        raise NotScored(f"no bars after {data['last_timestamp']} yet")
     options = entry["options"]
     key = (model, ModelOptions(device=device, weights=options.get("weights"), tokenizer=options.get("tokenizer")))
     if key not in forecasters:
@@ -107,16 +133,26 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
     ends = np.arange(rows, series.rows)
     evaluator = Evaluator(forecaster, series, Windows(validation=ends, test=ends), entry["seed"])
 
-    def errors(params: dict[str, Any] | None) -> np.ndarray:
+    def errors(params: dict[str, Any] | None, which: str) -> np.ndarray:
         if params is None:
             return naive_errors(series, ends)
-        return evaluator.evaluate(params, range(runs), "validation").window_errors
+        try:
+            return evaluator.evaluate(params, range(runs), "validation").window_errors
+        except UNSCORABLE as exc:
+            raise NotScored(f"the {which} config cannot be scored: {unscorable_reason(exc)}") from None
 
-    old, new = errors(entry["incumbent_params"]), errors(entry["params"])
-    return Score(study=entry["study"], model=model, symbol=symbol, decided=entry["time"],
-                 committed=bool(entry["committed"]), bars=len(ends), old_mae=float(old.mean()),
-                 new_mae=float(new.mean()), old_errors=old, new_errors=new,
-                 old_label="incumbent" if entry["incumbent_params"] is not None else NAIVE)
+    committed = bool(entry["committed"])
+    new = errors(entry["params"], "committed" if committed else "rejected")
+    old_params, note = entry["incumbent_params"], ""
+    try:
+        old = errors(old_params, "replaced" if committed else "kept")
+    except NotScored as exc:
+        if not committed:
+            raise
+        old_params, old, note = None, naive_errors(series, ends), f"{exc}; scored against the naive forecast instead"
+    return Score(study=entry["study"], model=model, symbol=symbol, decided=entry["time"], committed=committed,
+                 bars=len(ends), old_mae=float(old.mean()), new_mae=float(new.mean()), old_errors=old, new_errors=new,
+                 old_label="incumbent" if old_params is not None else NAIVE, note=note)
 
 
 def _rows_then(series: Series, data: dict[str, Any]) -> int:
@@ -133,9 +169,9 @@ def _rows_then(series: Series, data: dict[str, Any]) -> int:
 
 
 def summarize(scores: list[Score]) -> list[dict[str, Any]]:
-    """One row per (model, symbol) and one overall: decisions, those that paid off, bars, and the chosen configs'
-    MAE against the alternatives' on the pooled new bars, with the change's standard error (paired, in % of the
-    alternatives' MAE; negative: the decisions helped)."""
+    """One row per (model, symbol) and one overall: decisions, how many got each verdict, bars, and the chosen
+    configs' MAE against the alternatives' on the pooled new bars, with the change's standard error (paired, in % of
+    the alternatives' MAE; negative: the decisions helped)."""
     groups: dict[str, list[Score]] = {}
     for score in scores:
         groups.setdefault(f"{score.model}/{score.symbol}", []).append(score)
@@ -147,7 +183,8 @@ def summarize(scores: list[Score]) -> list[dict[str, Any]]:
         other = np.concatenate([s.other_errors for s in group])
         evidence = paired_evidence(chosen, other) if len(chosen) >= 2 else None
         rows.append({
-            "group": name, "decisions": len(group), "paid_off": sum(s.paid_off for s in group),
+            "group": name, "decisions": len(group),
+            **{verdict.replace(" ", "_"): sum(s.verdict == verdict for s in group) for verdict in VERDICTS},
             "bars": int(sum(s.bars for s in group)), "chosen_mae": float(chosen.mean()),
             "alternative_mae": float(other.mean()),
             "change": None if evidence is None else -evidence.improvement,
@@ -158,34 +195,32 @@ def summarize(scores: list[Score]) -> list[dict[str, Any]]:
 
 def as_dict(score: Score) -> dict[str, Any]:
     """A JSON row for one scored decision."""
-    change, se = None, None
-    if score.bars >= 2:
-        evidence = paired_evidence(score.new_errors, score.old_errors)
-        change, se = -evidence.improvement, evidence.se
+    evidence = score.evidence
     return {
         "study": score.study, "decided": score.decided, "committed": score.committed, "bars": score.bars,
-        "old": score.old_label, "old_mae": score.old_mae, "new_mae": score.new_mae, "change": change, "se": se,
-        "paid_off": score.paid_off,
+        "old": score.old_label, "old_mae": score.old_mae, "new_mae": score.new_mae,
+        "change": None if evidence is None else -evidence.improvement, "se": None if evidence is None else evidence.se,
+        "verdict": score.verdict, "paid_off": score.paid_off,
     }
 
 
 def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Table]:
     """The decisions (`as_dict` rows) and the groups (`summarize` rows) as rich tables."""
     pct = lambda v: "-" if v is None else f"{v:+.2%}"  # noqa: E731
-    decisions = Table(title="decisions on the bars after them", title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("study", "decided", "decision", "bars", "old", "old MAE", "new MAE", "change ± se", "paid off"):
+    decisions = Table(title="decisions on the bars after them (change: new vs old MAE; verdict: beyond one standard "
+                            "error or not)", title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("study", "decided", "decision", "bars", "old", "old MAE", "new MAE", "change ± se", "verdict"):
         decisions.add_column(header, no_wrap=True)
     for r in rows:
         se = "" if r["se"] is None else f" ± {r['se']:.2%}"
         decisions.add_row(r["study"], r["decided"], "commit" if r["committed"] else "kept incumbent", str(r["bars"]),
-                      r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se,
-                      "yes" if r["paid_off"] else "no")
+                          r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se, r["verdict"])
     groups = Table(title="chosen config vs the alternative (pooled bars; negative change: the decisions helped)",
-                  title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("model/symbol", "decisions", "paid off", "bars", "chosen MAE", "alternative MAE", "change ± se"):
+                   title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("model/symbol", "decisions", *VERDICTS, "bars", "chosen MAE", "alternative MAE", "change ± se"):
         groups.add_column(header, no_wrap=True)
     for r in summary:
         se = "" if r["se"] is None else f" ± {r['se']:.2%}"
-        groups.add_row(r["group"], str(r["decisions"]), str(r["paid_off"]), str(r["bars"]), f"{r['chosen_mae']:.5f}",
-                      f"{r['alternative_mae']:.5f}", pct(r["change"]) + se)
+        groups.add_row(r["group"], str(r["decisions"]), *(str(r[v.replace(" ", "_")]) for v in VERDICTS),
+                       str(r["bars"]), f"{r['chosen_mae']:.5f}", f"{r['alternative_mae']:.5f}", pct(r["change"]) + se)
     return [decisions, groups]

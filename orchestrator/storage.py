@@ -1,10 +1,11 @@
-"""Study storage: URLs (checked, printed without passwords), opening (the SQLite recipe, PostgreSQL), and trials
-whose process died before their first heartbeat."""
+"""Study storage: URLs (checked, printed without passwords), opening (the SQLite recipe, PostgreSQL), the names of
+its studies, and trials whose process died before their first heartbeat."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from orchestrator.errors import BadInput
 from orchestrator.settings import Settings
+
+# The package uses Optuna features marked experimental on purpose (the heartbeat and its retry callback, which every
+# storage opened here has): their warnings would print on every command, so they are silenced once, here.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def storage_label(url: str) -> str:
@@ -129,6 +134,12 @@ def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage) -> None:
                 callback(study, storage.get_trial(t._trial_id))
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another process finished or failed it first
+
+
+def study_names(storage: optuna.storages.BaseStorage, archived: bool = False) -> list[str]:
+    """Names of the studies in `storage`, without loading their trials: current studies only, unless `archived`
+    (archives, named `<model>/<SYMBOL>@<time>`, are kept when a new study replaces one)."""
+    return [name for name in optuna.get_all_study_names(storage) if archived or "@" not in name]
 
 
 def storage_exists(url: str) -> bool:

@@ -4,37 +4,35 @@ from __future__ import annotations
 
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage, fail_stale_trials
+from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.commit import CommitRule, Decision, best_path, decide, read_config, transfer_configs
-from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
+from orchestrator.data import Series, Windows, check_symbol, csv_path, file_sha256, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
+from orchestrator.lineage import READING, archive, bars_marks, check_resumable, new_bars, set_up_attrs, stored_attrs
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
-from orchestrator.objective import TRIAL_FAILURES, Counts, Objective, TrialGuard, counted, counts
+from orchestrator.counts import Counts, counted, counts
+from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard
 from orchestrator.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
-from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path
+from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path, study_settings
 from orchestrator.space import Space, load_space
 from orchestrator.storage import (
     check_storage_url, fail_orphaned_trials, open_storage, storage_exists, storage_label, sync_wal,
 )
 
-COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "val_windows", "test_windows",
-              "eval_runs", "space_hash", "seed", "scoring_version", "weights")
-"""Study user attrs that make trial values comparable: resuming with another value of any of them is refused."""
-LEGACY_ATTRS = {"price": "close", "drop_missing": False, "dayfirst": False, "scoring_version": 1}
-"""What studies made before an attr was recorded had; other attrs such a study lacks are not compared."""
-
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+BOOKED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+"""Trials that take a place of the target: finished, or running in some process."""
+ROLLED_CONFIGS = 5
+"""A study rolled forward onto grown data enqueues (TPE) up to this many best distinct configs of the archived one."""
 
 
 def study_name(model: str, symbol: str) -> str:
@@ -53,39 +51,9 @@ def comparability(job: Job, forecaster: Forecaster) -> dict[str, Any]:
     }
 
 
-def existing_attrs(storage: RDBStorage, name: str) -> dict[str, Any] | None:
-    try:
-        return storage.get_study_user_attrs(storage.get_study_id_from_name(name))
-    except KeyError:
-        return None
-
-
-def check_resumable(name: str, recorded: Mapping[str, Any], wanted: Mapping[str, Any], label: str) -> None:
-    """BadInput naming the first comparability attr that differs from the recorded study."""
-    for key in COMPARABLE:
-        if key not in recorded and key not in LEGACY_ATTRS:
-            continue
-        before = recorded.get(key, LEGACY_ATTRS.get(key))
-        if before != wanted[key]:
-            why = " (this version of orchestrator scores the model differently)" if key == "scoring_version" else ""
-            raise BadInput(
-                f"study {name} in {label}: {key} was {before!r}, now {wanted[key]!r}{why}, so trial values "
-                f"would not be comparable; rerun with the recorded setting, or pass --fresh to archive the old study "
-                f"and start a new one"
-            )
-
-
-def archive(storage: RDBStorage, name: str) -> str:
-    """Copy the study to `<name>@<UTC time>` and delete the original; returns the archive's name."""
-    archived = f"{name}@{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%f}"
-    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=archived)
-    optuna.delete_study(study_name=name, storage=storage)
-    return archived
-
-
 class Patience:
     """Stops the study after `patience` finished trials without a new best value, counted from the study's trials
-    (whichever worker ran them; surplus and retried trials do not count)."""
+    (whichever worker ran them; retried trials do not count)."""
 
     def __init__(self, patience: int | None) -> None:
         self.patience = patience
@@ -116,8 +84,11 @@ def run_to_target(
     """Run trials until the study holds `target` finished trials, or patience / the wall-clock budget stops it;
     returns why it stopped.
 
-    Trials RUNNING in another process are waited for; those of a dead process turn stale after the heartbeat's
-    grace period, fail, and are retried here, so no trial is left RUNNING and none is counted twice.
+    A new trial is asked for only while finished + running trials are fewer than the target (Optuna's
+    `MaxTrialsCallback` counts them after each trial), so several workers on one study share the remainder instead
+    of each running all of it; a rare race for the last trial may add one more. Trials RUNNING in another process
+    are waited for; those of a dead process turn stale after the heartbeat's grace period, fail, and are retried
+    here, so no trial is left RUNNING and none is counted twice.
     """
     stopper = Patience(patience)
     deadline = None if budget is None else time.monotonic() + budget
@@ -132,8 +103,11 @@ def run_to_target(
         need = target - now.finished - now.running
         if need > 0:
             timeout = None if deadline is None else deadline - time.monotonic()
+            # the callback counts every failure; those that do not count toward the target (retried) raise its limit
+            uncounted = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - now.failed
+            enough = MaxTrialsCallback(target + uncounted, states=BOOKED)
             study.optimize(objective, n_trials=need, timeout=timeout, catch=TRIAL_FAILURES,
-                           callbacks=[lambda *_: sync_wal(storage), stopper, *callbacks])  # finished trials on disk
+                           callbacks=[lambda *_: sync_wal(storage), stopper, enough, *callbacks])  # trials on disk
             continue
         if now.running == 0:
             return "target"
@@ -168,11 +142,12 @@ class Job:
 
     @property
     def notes(self) -> list[str]:
-        """What the user should know about the data: dropped rows, short early windows."""
-        notes = [self.series.dropped_note] if self.series.dropped else []
-        if self.short_windows:
-            notes.append(f"{self.name}: {self.short_windows} of {len(self.windows.validation)} validation windows "
-                         f"have fewer than {self.longest_context} bars before them; they read the bars that exist")
+        """What the user should know about the data and the model: how the file was read, dropped rows, one run for
+        a model that does not sample (short histories: `summary.short_history_note`)."""
+        notes = list(self.series.notes)
+        if not forecaster_class(self.model).stochastic:
+            notes.append(f"{self.name}: {self.model} does not sample (the same bars give the same forecast), so each "
+                         "trial and the confirm step make one run, whatever --eval-runs and --confirm-runs say")
         return notes
 
 
@@ -182,7 +157,9 @@ def prepare(
     """Validate everything a study needs (symbol, model, space, data, windows, incumbent, storage URL)."""
     check_symbol(symbol)
     cls = forecaster_class(model)
-    space = load_space(space_path(model, space_file), cls.params, (cls.context_param, cls.samples_param))
+    required = (cls.context_param, cls.samples_param) if cls.stochastic else (cls.context_param,)
+    space = load_space(space_path(model, space_file), cls.params, required)
+    cls.check_space(space)
     if space.low(cls.context_param) < cls.min_context:
         raise BadInput(f"{space.path}: [{cls.context_param}] can be {space.low(cls.context_param)}, but {model} needs "
                        f"at least {cls.min_context} bars of context; raise its lowest value")
@@ -195,57 +172,105 @@ def prepare(
         raise BadInput(f"{path}: holds {incumbent.get('model')}/{incumbent.get('symbol')}, not {model}/{symbol}; "
                        "move it to the right place")
     check_storage_url(settings.storage)
+    if not cls.stochastic:  # the same forecast on every run: one run per trial and one confirm run, recorded so
+        settings = settings.model_copy(update={"eval_runs": 1, "confirm_runs": 1})
     return Job(model, symbol, settings, options, space, series, windows, incumbent)
 
 
 def resumed_settings(model: str, symbol: str, settings: Settings, explicit: set[str]) -> Settings:
     """`settings` with an existing study's recorded study settings (STUDY_KEYS) and target where no flag set them,
-    so a study resumes as it was created (an older study keeps its windows and its `any` rule)."""
+    so a study resumes as it was created (an older study keeps its windows and its `any` rule). When its data file
+    changed (grown data rolls the study forward), only how the file is read (READING) carries over: the new study
+    takes this command's flags and the config's defaults, as --fresh would."""
     check_storage_url(settings.storage)
     if not storage_exists(settings.storage):
         return settings
-    attrs = existing_attrs(open_storage(settings.storage, settings), study_name(model, symbol))
+    attrs = stored_attrs(open_storage(settings.storage, settings), study_name(model, symbol))
     if not attrs or "settings" not in attrs:
         return settings
+    path = csv_path(settings.data_dir, symbol)
+    changed = path.is_file() and file_sha256(path) != attrs.get("data_sha256")
     values = settings.model_dump()
-    for key in STUDY_KEYS:
+    for key in READING if changed else STUDY_KEYS:
         if key not in explicit:
             values[key] = attrs["settings"].get(key, LEGACY.get(key, values[key]))
-    if "trials" not in explicit:
+    if "trials" not in explicit and not changed:
         values["trials"] = attrs.get("target", values["trials"])
-    return Settings(**values)
+    return study_settings(study_name(model, symbol), values)
 
 
-def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> str | None:
-    """Create the study (or check that the stored one is comparable), record its settings and target, and enqueue
-    the warm starts. Runs once per study in the process that starts the work (Optuna's enqueue is not process-safe).
-    Returns the archived study's name when `fresh` replaced one."""
+@dataclass(frozen=True)
+class Setup:
+    """What `setup` did to the stored study: the archive's name when it replaced one, and lines for the user."""
+
+    archived: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def check_setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> int | None:
+    """Check, writing nothing, that the stored study can go on with this job (BadInput when not); returns how many
+    bars were appended to its data file when the study will roll forward onto them, else None."""
+    settings = job.settings
+    if fresh or not storage_exists(settings.storage):
+        return None
+    recorded = set_up_attrs(open_storage(settings.storage, settings), job.name)
+    if recorded is None:
+        return None
+    wanted, label = comparability(job, forecaster), storage_label(settings.storage)
+    if recorded.get("data_sha256") == wanted["data_sha256"]:
+        check_resumable(job.name, recorded, wanted, label)
+        return None
+    check_resumable(job.name, recorded, wanted, label, READING)
+    return new_bars(job.name, job.series, recorded, settings.best_dir)
+
+
+def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
+    """Create the study (or check that the stored one can go on), record its settings and target, and enqueue the
+    warm starts. Runs once per study in the process that starts the work (Optuna's enqueue is not process-safe).
+    `fresh` archives the stored study and starts anew; so does grown data (bars appended to the file: the study
+    rolls forward), whose new study also enqueues the archived study's best configs after the incumbent."""
+    grown = check_setup(job, forecaster, fresh)
     settings = job.settings
     storage = open_storage(settings.storage, settings)
-    wanted = comparability(job, forecaster)
-    recorded = existing_attrs(storage, job.name)
-    if recorded is not None and "settings" not in recorded:
-        recorded = None  # a setup that was interrupted: no worker ever ran on it, so set it up again
-    archived = None
-    if recorded is not None and fresh:
-        archived = archive(storage, job.name)
-    elif recorded is not None:
-        check_resumable(job.name, recorded, wanted, storage_label(settings.storage))
+    recorded = set_up_attrs(storage, job.name)
+    archived = archive(storage, job.name) if recorded is not None and (fresh or grown is not None) else None
     study = optuna.create_study(study_name=job.name, storage=storage, direction="minimize", load_if_exists=True)
+    notes: tuple[str, ...] = ()
     if recorded is None or archived is not None:
         naive = {split: naive_mae(job.series, job.windows.of(split)) for split in ("validation", "test")}
-        for key, value in {**wanted, "uid": uuid.uuid4().hex, "naive_mae": naive, "data_path": str(job.series.path.resolve()),
+        for key, value in {**comparability(job, forecaster), **bars_marks(job.series), "uid": uuid.uuid4().hex,
+                           "naive_mae": naive, "data_path": str(job.series.path.resolve()),
                            "space_path": str(job.space.path.resolve()), "confirm_runs": settings.confirm_runs,
                            "short_windows": job.short_windows, "dropped_rows": list(job.series.dropped),
-                           "options": asdict(job.options)}.items():
+                           "options": asdict(job.options), "previous_study": archived}.items():
             study.set_user_attr(key, value)
         transfers = transfer_configs(settings.best_dir, job.model, job.symbol) if settings.transfer else []
         params = job.incumbent["params"] if job.incumbent else None
-        enqueue_warm_starts(study, job.space, params, transfers, settings.max_transfer)
+        previous = [] if grown is None else storage.get_all_trials(
+            storage.get_study_id_from_name(archived), deepcopy=False, states=(TrialState.COMPLETE,))
+        rolled = enqueue_warm_starts(study, job.space, params, transfers, settings.max_transfer,
+                                     previous if settings.sampler == "tpe" else [], ROLLED_CONFIGS)
+        if grown is not None:
+            notes = (_rolled_line(job, archived, grown, rolled, len(previous)),)
+        elif archived is not None:
+            notes = (f"archived the previous study as {archived}",)
     study.set_user_attr("target", settings.trials)
     study.set_user_attr("settings", settings.model_dump(mode="json"))  # last: marks the setup complete
     sync_wal(storage)
-    return archived
+    return Setup(archived, notes)
+
+
+def _rolled_line(job: Job, archived: str, grown: int, enqueued: int, complete: int) -> str:
+    if job.settings.sampler == "cmaes":
+        warm = (f"CMA-ES warm-started from its {complete} complete trials" if complete >= 10 else
+                f"not warm-started from it: CMA-ES needs 10 of its complete trials, it has {complete}")
+    elif enqueued:
+        warm = f"warm-started with its {enqueued} best config{'s' if enqueued > 1 else ''}"
+    else:
+        warm = "not warm-started from it: none of its complete trials is another config in the space"
+    what = (f"{grown} new bars since the last study (earlier bars unchanged)" if grown else
+            f"{job.series.path} was rewritten with the same bars")
+    return f"{job.name}: {what}: archived it as {archived}, new study on {job.series.rows} rows, {warm}"
 
 
 @dataclass
@@ -277,9 +302,13 @@ def work(
     """Run trials of an existing study until its target, then (with `commit`) the commit protocol, once per best
     trial; `record` is called with a new decision and `callbacks` after each trial of this process. Several workers
     (processes, machines) may work on one study; each gets its own sampler seed.
+
+    `forecaster` may come loaded from earlier studies (a launch worker keeps it): this study's encode cache is
+    released when the study ends, and its `model_info` counts only this study's compiles.
     """
     settings = job.settings
     forecaster = forecaster or create(job.model, job.options)
+    loaded_with = forecaster.info()
     storage = open_storage(settings.storage, settings)
     _check_stored(storage, job, forecaster)
     fresh_start = storage.get_n_trials(storage.get_study_id_from_name(job.name), TrialState.COMPLETE) == 0
@@ -289,12 +318,13 @@ def work(
     study = optuna.load_study(study_name=job.name, storage=storage, pruner=make_pruner(settings), sampler=sampler)
     evaluator = Evaluator(forecaster, job.series, job.windows, settings.seed, EncodeCache(settings.cache_mb << 20))
     target = study.user_attrs["target"]
-    guard = TrialGuard(target, settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
+    guard = TrialGuard(settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
     objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
     stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget,
                             callbacks=list(callbacks))
-    study.set_user_attr("model_info", forecaster.info())
+    study.set_user_attr("model_info", _this_study(loaded_with, forecaster.info()))
     decision = _decide(study, evaluator, job, record) if commit else None
+    evaluator.cache.clear()
     sync_wal(storage)
     best = _best_number(study)
     line = decision.line if decision else f"NOT updating {job.name}: no trial completed"
@@ -305,6 +335,12 @@ def work(
         decision_line=line if commit else f"{job.name}: trials done; run `orchestrator commit` to decide",
         notes=job.notes + ([sampler_note] if sampler_note else []),
     )
+
+
+def _this_study(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The forecaster's info, its counters (compiles, compile seconds, recompiles) counted from `before`."""
+    return {key: round(value - before[key], 3) if {type(value), type(before.get(key))} <= {int, float} else value
+            for key, value in after.items()}
 
 
 def commit_study(job: Job, record: RecordDecision | None = None) -> Decision | None:
@@ -319,7 +355,7 @@ def commit_study(job: Job, record: RecordDecision | None = None) -> Decision | N
 
 def _check_stored(storage: RDBStorage, job: Job, forecaster: Forecaster) -> None:
     label = storage_label(job.settings.storage)
-    recorded = existing_attrs(storage, job.name)
+    recorded = stored_attrs(storage, job.name)
     if recorded is None:
         raise BadInput(f"study {job.name} is not in {label}; create it with `orchestrator optimize` or `launch`")
     check_resumable(job.name, recorded, comparability(job, forecaster), label)
@@ -349,7 +385,7 @@ def recorded_job(name: str, settings: Settings, **overrides: Any) -> Job:
     `settings.storage` says where the study is; `overrides` (e.g. data_dir, best_dir) replace recorded settings.
     """
     storage = open_storage(settings.storage, settings)
-    attrs = existing_attrs(storage, name)
+    attrs = stored_attrs(storage, name)
     if attrs is None:
         raise BadInput(f"study {name} is not in {storage_label(settings.storage)}; check --study and --storage")
     if "settings" not in attrs:
@@ -360,8 +396,8 @@ def recorded_job(name: str, settings: Settings, **overrides: Any) -> Job:
     space_file = Path(attrs["space_path"])
     if not space_file.is_file():  # another machine: the same space here (its hash is checked)
         space_file = space_path(attrs["model"])
-    return prepare(attrs["model"], attrs["symbol"], Settings(**values), ModelOptions(**attrs.get("options", {})),
-                   space_file)
+    return prepare(attrs["model"], attrs["symbol"], study_settings(name, values),
+                   ModelOptions(**attrs.get("options", {})), space_file)
 
 
 def raise_target(job: Job, target: int) -> None:
@@ -373,11 +409,12 @@ def raise_target(job: Job, target: int) -> None:
 
 def optimize(
     job: Job, fresh: bool = False, record: RecordDecision | None = None, callbacks: list[Callback] = ()
-) -> tuple[Outcome, str | None]:
-    """Set up (or resume) the study and work on it in this process; returns the outcome and any archived name."""
+) -> tuple[Outcome, Setup]:
+    """Set up (or resume, or roll forward) the study and work on it in this process; returns the outcome and what
+    the setup did."""
     forecaster = create(job.model, job.options)  # missing weights are bad input: refused before anything is written
-    archived = setup(job, forecaster, fresh)
-    return work(job, forecaster=forecaster, record=record, callbacks=callbacks), archived
+    done = setup(job, forecaster, fresh)
+    return work(job, forecaster=forecaster, record=record, callbacks=callbacks), done
 
 
 def _best_number(study: optuna.Study) -> int | None:

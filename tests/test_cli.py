@@ -17,7 +17,9 @@ def test_status_json_reports_every_study_from_the_storage(workdir: Path) -> None
     assert set(rows) == {"fhs/BTCUSD", "fhs/ETHUSD"}
     btc = rows["fhs/BTCUSD"]
     assert set(btc) == {"study", "model", "symbol", "complete", "pruned", "failed", "running", "target",
-                        "best_value", "incumbent_value", "naive_mae", "committed", "evidence", "beats_naive", "decision"}
+                        "best_value", "incumbent_value", "naive_mae", "committed", "evidence", "beats_naive", "decision",
+                        "incumbent"}
+    assert btc["incumbent"]["validation_mae"] == read_json(Path("configs/best/fhs/BTCUSD.json"))["validation"]["mae"]
     assert btc["committed"] is True and btc["evidence"] is None  # nothing to compare with: committed
     assert btc["beats_naive"] == (btc["best_value"] is not None and btc["decision"].find("WARNING") < 0)
     assert (btc["model"], btc["symbol"], btc["target"], btc["running"]) == ("fhs", "BTCUSD", 6, 0)
@@ -55,6 +57,17 @@ def test_demo_runs_everything_under_studies_demo(workdir: Path) -> None:
     written = {p for p in workdir.rglob("*")} - before
     assert written and all(Path("studies/demo") in p.relative_to(workdir).parents or
                            p.relative_to(workdir) in (Path("studies"), Path("studies/demo")) for p in written)
-    for symbol in ("DEMO_A", "DEMO_B"):
+    for symbol in ("DEMO_A", "DEMO_TREND"):
         assert read_json(Path(f"studies/demo/best/fhs/{symbol}.json"))["symbol"] == symbol
-    assert result.stdout.count("UPDATING") >= 2 and "orchestrator status --storage" in result.stdout
+    history = [entry for entry in map(json.loads, Path("studies/demo/best/history.jsonl").read_text().splitlines())
+               if entry.get("kind", "decision") == "decision"]
+    weak, better, more, trend = history
+    beats_naive = lambda entry: entry["candidate"]["validation"]["mae"] < entry["naive_mae"]  # noqa: E731
+    assert weak["committed"] and weak["incumbent"] is None and not beats_naive(weak)  # the weak start
+    assert better["committed"] and better["evidence"]["confidence"] >= 0.95  # a commit on evidence
+    assert beats_naive(better) and better["study"] == more["study"] == "fhs/DEMO_A"
+    assert trend["study"] == "fhs/DEMO_TREND" and trend["committed"] and beats_naive(trend)  # beats a random walk
+    closing = result.stdout.split("what each decision shows:")[1]
+    assert "DEMO_A, full search: a commit on evidence (p=" in closing and "DEMO_TREND:" in closing
+    assert closing.count("beats naive") >= 2 and "no better than naive" in closing
+    assert "orchestrator status --storage" in closing

@@ -87,27 +87,43 @@ def test_dashboard_serves_the_decision_note_and_plots(workdir: Path) -> None:
             assert fetch(f"{base}/artifacts/{sid}/{artifact['artifact_id']}").startswith(PNG)
 
 
-def test_chromium_renders_the_study_page(workdir: Path) -> None:
+def chromium(workdir: Path, page: str, *options: str) -> str:
+    """The DOM headless Chromium built for `page`."""
+    browser = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={workdir / 'chromium'}",
+         "--virtual-time-budget=15000", "--window-size=1400,1000", *options, "--dump-dom", page],
+        capture_output=True, text=True, timeout=90,
+    )
+    assert browser.returncode == 0, browser.stderr[-2000:]
+    return browser.stdout
+
+
+def text_lines(dom: str) -> set[str]:
+    text = unescape(re.sub(r"<[^>]+>", "\n", re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.S)))
+    return {line.strip() for line in text.splitlines()}
+
+
+def test_chromium_renders_the_study_page_and_the_report_notes(workdir: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium package (apt-get install -y chromium)")
     assert cli("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "8").exit_code == 0
     screenshot = workdir / "trials.png"
     with dashboard(workdir) as base:
         sid = study_id(base, "fhs/BTCUSD")
-        page = f"{base}/dashboard/studies/{sid}/trials"
-        browser = subprocess.run(
-            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", f"--user-data-dir={workdir / 'chromium'}",
-             "--virtual-time-budget=15000", "--window-size=1400,1000", f"--screenshot={screenshot}",
-             "--dump-dom", page],
-            capture_output=True, text=True, timeout=90,
-        )
-    assert browser.returncode == 0, browser.stderr[-2000:]
-    text = unescape(re.sub(r"<[^>]+>", "\n", re.sub(r"<(script|style)\b.*?</\1>", "", browser.stdout, flags=re.S)))
-    lines = {line.strip() for line in text.splitlines()}
+        lines = text_lines(chromium(workdir, f"{base}/dashboard/studies/{sid}/trials", f"--screenshot={screenshot}"))
     assert f"fhs/BTCUSD (id={sid})" in lines  # rendered by the React app, not in the served HTML
     assert "8 Trials" in lines
     assert screenshot.read_bytes().startswith(PNG) and screenshot.stat().st_size > 20_000
+    # the report's decision notes are HTML (before: raw Markdown in a collapsed <pre>)
+    assert cli("report", "--out", "report.html").exit_code == 0
+    dom = chromium(workdir, (workdir / "report.html").as_uri())
+    notes = dom.split('<div class="notes">')[1].split("</div>")[0]
+    assert re.search(r"<strong>UPDATING fhs/BTCUSD: MAE 0\.\d{5} \(no incumbent\)", notes)
+    cells = re.findall(r"<td>([^<]*)</td>", notes)
+    assert "<table>" in notes and cells[0] == "validation MAE (250 windows)"
+    assert re.fullmatch(r"0\.\d{5} ± \S+", cells[1])  # the candidate's MAE, in its own cell
+    assert "<pre" not in dom and "|---|" not in dom and "**" not in "\n".join(text_lines(notes))
 
 
 def test_report_is_self_contained_and_covers_every_study(workdir: Path) -> None:

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from conftest import cli, cli_subprocess
 from orchestrator.data import write_synthetic
 from orchestrator.models.base import ModelOptions, create
-from orchestrator.objective import counted
+from orchestrator.counts import counted
 from orchestrator.settings import load_settings
 from orchestrator.study import prepare, setup, work
 
@@ -90,11 +90,14 @@ def test_eight_processes_on_one_sqlite_file(workdir: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     logs = "".join(p.read_text() for p in (workdir / "studies" / "logs").glob("*.log"))
-    assert "database is locked" not in logs and "Traceback" not in logs
+    assert "database is locked" not in logs
+    assert "Traceback" not in logs  # Optuna logs each failed trial with its traceback in the worker's log: none failed
     assert len(list((workdir / "studies" / "logs").glob("*.log"))) == 8
-    assert_exactly_at_target(workdir, [f"fhs/{s}" for s in SYMBOLS], 30)
-    for trials in studies(workdir).values():
-        assert all(t.state != TrialState.FAIL or t.user_attrs.get("surplus") for t in trials)
+    found = studies(workdir)
+    for name in [f"fhs/{s}" for s in SYMBOLS]:
+        states = [t.state for t in found[name]]
+        assert set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}, name  # no FAIL, none RUNNING or WAITING
+        assert 30 <= len(states) <= 31, name  # two workers may both take the last trial: one more COMPLETE
 
 
 BAD_SPACE = """

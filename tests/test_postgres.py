@@ -20,7 +20,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from conftest import cli, cli_subprocess
-from orchestrator.objective import counted
+from orchestrator.counts import counted
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 SLOW_SPACE = """
@@ -124,7 +124,7 @@ def test_worker_refuses_other_data(workdir: Path, postgres_url: str) -> None:
     (other / "ETHUSD.csv").write_text("\n".join(lines[:-1]) + "\n")  # one bar fewer: another fingerprint
     result = cli("worker", "--study", "fhs/ETHUSD", "--storage", postgres_url, "--data-dir", str(other))
     assert result.exit_code == 2
-    assert "data_sha256 was" in result.stderr and "--fresh" in result.stderr
+    assert "its data file changed since the study was set up" in result.stderr and "--fresh" in result.stderr
 
 
 def test_unreachable_server_exits_2_without_the_password(workdir: Path) -> None:

@@ -12,6 +12,7 @@ from conftest import cli
 from orchestrator.data import Windows, load_series
 from orchestrator.evaluation import Evaluator
 from orchestrator.models.base import ModelOptions, create
+from orchestrator.scorecard import Score
 
 GOOD = {"context_length": 128, "ewma_halflife": 20.0, "drift": False, "num_samples": 1024, "aggregate": "median"}
 BAD = {"context_length": 32, "ewma_halflife": 2.0, "drift": True, "num_samples": 64, "aggregate": "quantile_0.1"}
@@ -79,12 +80,15 @@ def test_a_commit_is_scored_on_the_bars_that_arrived_after_it(workdir: Path) -> 
     old = evaluator.evaluate(BAD, range(8)).mae
     new = evaluator.evaluate(committed, range(8)).mae
     assert row["old_mae"] == pytest.approx(old) and row["new_mae"] == pytest.approx(new)
-    assert row["paid_off"] == (new < old) and row["change"] == pytest.approx(new / old - 1)
+    assert row["change"] == pytest.approx(new / old - 1)
+    assert row["verdict"] == expected_verdict(row) and row["paid_off"] == (row["verdict"] == "paid off")
     groups = {r["group"]: r for r in report["summary"]}
     assert set(groups) == {"fhs/BTCUSD", "overall"} and groups["overall"]["bars"] == 200
-    assert groups["overall"]["paid_off"] == int(row["paid_off"])
+    overall = groups["overall"]
+    assert overall[row["verdict"].replace(" ", "_")] == 1
+    assert overall["paid_off"] + overall["no_clear_difference"] + overall["did_not_pay_off"] == 1
     table = cli("scorecard", "--runs", "8")
-    assert table.exit_code == 0 and "fhs/BTCUSD" in table.stdout and "paid off" in table.stdout
+    assert table.exit_code == 0 and "fhs/BTCUSD" in table.stdout and row["verdict"] in table.stdout
 
 
 def test_a_rejection_and_a_first_commit_against_the_naive_forecast(workdir: Path) -> None:
@@ -97,7 +101,7 @@ def test_a_rejection_and_a_first_commit_against_the_naive_forecast(workdir: Path
     first, second = json.loads(scorecard().stdout)["decisions"]
     assert first["old"] == "naive zero return" and first["committed"] is True and first["bars"] == 220
     assert second["committed"] is False and second["old"] == "incumbent"
-    assert second["paid_off"] == (second["old_mae"] <= second["new_mae"])  # keeping the incumbent was right?
+    assert second["verdict"] == expected_verdict(second)  # keeping the incumbent was right?
 
 
 def test_a_shrunk_or_rewritten_file_is_refused_and_the_others_still_scored(workdir: Path) -> None:
@@ -118,6 +122,30 @@ def test_a_shrunk_or_rewritten_file_is_refused_and_the_others_still_scored(workd
     rewritten = scorecard()
     assert rewritten.exit_code == 2 and "rewritten or re-adjusted" in rewritten.stderr
     assert len(rewritten.stderr.strip().splitlines()) == 1  # one line per problem
+
+
+def expected_verdict(row: dict) -> str:
+    """The chosen config's change against the other beyond one standard error: paid off or did not; else unclear."""
+    gain = -row["change"] if row["committed"] else row["change"]  # a rejection chose the old config
+    return "paid off" if gain > row["se"] else "did not pay off" if gain < -row["se"] else "no clear difference"
+
+
+def test_three_verdicts_from_the_paired_evidence() -> None:
+    rng = np.random.default_rng(0)
+    old = np.abs(rng.normal(0.01, 0.005, 200))
+    noise = rng.normal(0, 0.0005, 200)
+    noise -= noise.mean()  # "same": equal on average
+
+    def verdict(new: np.ndarray, committed: bool) -> str:
+        return Score("fhs/X", "fhs", "X", "2025-01-01", committed, 200, float(old.mean()), float(new.mean()),
+                     old, new).verdict
+
+    better, same, worse = old * 0.9 + noise, old + noise, old * 1.1 + noise
+    assert [verdict(new, True) for new in (better, same, worse)] == ["paid off", "no clear difference",
+                                                                     "did not pay off"]
+    # a rejection kept the old config: it paid off when the rejected one would have done worse
+    assert [verdict(new, False) for new in (better, same, worse)] == ["did not pay off", "no clear difference",
+                                                                      "paid off"]
 
 
 def test_no_history_is_bad_input(workdir: Path) -> None:

@@ -74,6 +74,22 @@ def test_a_study_that_recorded_significant_keeps_it_and_new_studies_get_spa(work
 def test_progress_is_a_line_per_tenth_of_the_target_off_a_terminal(workdir: Path) -> None:
     result = cli("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "20")
     assert result.exit_code == 0, result.output
-    lines = [x for x in result.stdout.splitlines() if x.startswith("fhs/BTCUSD: ") and " trials | best " in x]
-    assert [x.split(" trials")[0].split(": ")[1] for x in lines] == [f"{2 * k}/20" for k in range(1, 11)]
-    assert all("naive 0." in x and "trials/s" in x and "ETA" in x for x in lines)
+    out = result.stdout.splitlines()
+    lines = [i for i, x in enumerate(out) if x.startswith("fhs/BTCUSD: ") and " trials, " in x]
+    assert [out[i].split(" trials")[0].split(": ")[1] for i in lines] == [f"{2 * k}/20" for k in range(1, 11)]
+    assert all("trials/s" in out[i] and "ETA" in out[i] for i in lines[:-1]) and "confirming" in out[lines[-1]]
+    assert all("naive 0." in out[i + 1] for i in lines)
+
+
+def test_a_study_recorded_with_fewer_than_30_windows_is_refused_with_what_to_do(workdir: Path) -> None:
+    """An earlier version accepted --val-windows below 30; resuming such a study is bad input (exit 2), not a crash."""
+    assert cli("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "2", "--val-windows", "30").exit_code == 0
+    with sqlite3.connect(DB) as con:
+        (text,) = con.execute("SELECT value_json FROM study_user_attributes WHERE key = 'settings'").fetchone()
+        con.execute("UPDATE study_user_attributes SET value_json = ? WHERE key = 'settings'",
+                    (json.dumps({**json.loads(text), "val_windows": 20}),))
+    for command in (("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "3"),
+                    ("worker", "--study", "fhs/BTCUSD", "--trials", "3")):
+        result = cli(*command)
+        assert result.exit_code == 2, result.output
+        assert "study fhs/BTCUSD recorded val_windows = 20" in result.stderr and "--fresh" in result.stderr

@@ -3,7 +3,9 @@ validating them into a `Series`: one bad cell is refused with its file, line, co
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
 from orchestrator.errors import BadInput
+from orchestrator.symbols import check_symbol  # noqa: F401 (re-exported by orchestrator.data)
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 ALL_COLUMNS = ("timestamp", *PRICE_COLUMNS, "volume")
@@ -21,17 +24,9 @@ TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "observation_date")  # 
 MISSING = frozenset({"", ".", "nan", "null", "na", "n/a"})  # cells that mean "no value" (compared lowercased)
 EPOCH_MS = 1e11  # integer times from here up are epoch milliseconds (1e11 s would be the year 5138)
 EPOCH_MAX = 1e14  # ... and from here up they are not times at all (1e14 ms is the year 5138)
-_SYMBOL = re.compile(r"[A-Za-z0-9._-]+")
+SEPARATORS = (",", ";", "\t")  # the first wins a tie
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*")  # 1.234,56  100,5  1234
 _DAY_MONTH = re.compile(r"%[dm]([/.-])%[dm]")
-
-
-def check_symbol(symbol: str) -> str:
-    """Return `symbol` if it is safe to use in file names, else raise BadInput."""
-    if not _SYMBOL.fullmatch(symbol) or ".." in symbol:
-        raise BadInput(
-            f"symbol {symbol!r}: use only letters, digits, '.', '_' and '-' (and no '..'), e.g. BTCUSD"
-        )
-    return symbol
 
 
 @dataclass(frozen=True)
@@ -39,7 +34,8 @@ class Series:
     """One symbol's validated bars, oldest first; `frame` has a RangeIndex.
 
     `price` is the file's column read as close ("close", "adj_close" or another named column); `dropped` holds the
-    file line numbers of rows dropped for missing values (only with drop_missing).
+    file line numbers of rows dropped for missing values (only with drop_missing); `separator` and `decimal_comma`
+    say how the file was read.
     """
 
     symbol: str
@@ -48,6 +44,8 @@ class Series:
     sha256: str
     price: str = "close"
     dropped: tuple[int, ...] = ()
+    separator: str = ","
+    decimal_comma: bool = False
 
     @property
     def rows(self) -> int:
@@ -61,9 +59,10 @@ class Series:
     def close(self) -> np.ndarray:
         return self.frame["close"].to_numpy(dtype=np.float64)
 
-    def bars_sha256(self, rows: int | None = None) -> str:
-        """Fingerprint of the first `rows` bars as read (times and values): unchanged when bars are only appended."""
-        frame = self.frame if rows is None else self.frame.iloc[:rows]
+    def bars_sha256(self, rows: int | None = None, start: int = 0) -> str:
+        """Fingerprint of the bars before row `rows` (all by default), from row `start`, as read (times and values):
+        unchanged when bars are only appended."""
+        frame = self.frame.iloc[start:rows]
         digest = hashlib.sha256(frame["timestamp"].to_numpy("datetime64[ns]").tobytes())
         for column in frame.columns[1:]:
             digest.update(column.encode() + frame[column].to_numpy(np.float64).tobytes())
@@ -76,6 +75,20 @@ class Series:
             return ""
         lines = ", ".join(map(str, self.dropped[:5])) + (", ..." if len(self.dropped) > 5 else "")
         return f"{self.path}: dropped {len(self.dropped)} row(s) with missing values (line {lines})"
+
+    @property
+    def format_note(self) -> str:
+        """One line on how a file that is not plain comma-separated with decimal points was read, '' for one that is."""
+        if self.separator == "," and not self.decimal_comma:
+            return ""
+        separated = {",": "comma", ";": "semicolon", "\t": "tab"}[self.separator]
+        numbers = ", numbers with a decimal comma ('1.234,56' is 1234.56)" if self.decimal_comma else ""
+        return f"{self.path}: read as {separated}-separated{numbers}"
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know about how the file was read."""
+        return [note for note in (self.format_note, self.dropped_note) if note]
 
 
 def csv_path(data_dir: Path, symbol: str) -> Path:
@@ -105,6 +118,10 @@ def load_series(
 ) -> Series:
     """Read `<data_dir>/<symbol>.csv` and validate the columns a model needs.
 
+    Fields are separated by ',', ';' or a tab (the one the header line holds most); a file whose number cells hold
+    decimal commas ('100,5', '1.234,56') reads every number that way, with '.' between thousands. A row with more
+    fields than the header is refused; blank lines are skipped, and every message names the file's real line.
+
     Headers match in any case, with spaces / dashes read as '_'. The time column is the one named date, datetime,
     time or timestamp. close is read from `price` when given, else from close, else from the only numeric column;
     with price="adj_close", open / high / low are scaled by adj_close / close. `required` columns must be present;
@@ -115,9 +132,9 @@ def load_series(
     path = csv_path(data_dir, symbol)
     if not path.is_file():
         raise BadInput(f"{path}: no such file; put {symbol}'s bars there or pass --data-dir DIR")
-    raw, headers = _read_csv(path)
+    raw, headers, separator, decimal_comma = _read_csv(path)
     time = _time_column(path, headers)
-    source = _price_column(path, raw, headers, time, price)
+    source = _price_column(path, raw, headers, time, price, decimal_comma)
     others = [c for c in ALL_COLUMNS[1:] if c != "close" and (c in required or (c in optional and c in raw))]
     scaled = [c for c in others if c in PRICE_COLUMNS] if source == "adj_close" else []
     needed = [time, source, *others, *(["close"] if scaled else [])]
@@ -132,7 +149,7 @@ def load_series(
         left = f" left after dropping {len(dropped)} with missing values" if dropped else ""
         raise BadInput(f"{path}: no rows{left}; add bars to the file")
     frame = pd.DataFrame({"timestamp": _timestamps(path, raw[time], headers[time], dayfirst)})
-    values = {c: _numbers(path, raw[c], headers[c], volume=c == "volume" and c != source)
+    values = {c: _numbers(path, raw[c], headers[c], volume=c == "volume" and c != source, decimal_comma=decimal_comma)
               for c in dict.fromkeys(needed[1:])}
     for column in ALL_COLUMNS[1:]:
         if column == "close":
@@ -141,7 +158,7 @@ def load_series(
             factor = values["adj_close"] / values["close"] if column in scaled else 1.0
             frame[column] = values[column] * factor
     return Series(symbol=symbol, path=path, frame=frame.reset_index(drop=True), sha256=file_sha256(path),
-                  price=source, dropped=dropped)
+                  price=source, dropped=dropped, separator=separator, decimal_comma=decimal_comma)
 
 
 def canonical(header: str) -> str:
@@ -149,21 +166,58 @@ def canonical(header: str) -> str:
     return re.sub(r"[\s-]+", "_", str(header).strip().lower())
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The file's cells as text under canonical column names, and canonical name -> header as written."""
+def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str], str, bool]:
+    """(the file's cells as text under canonical column names, indexed by their line in the file; canonical name ->
+    header as written; the separator; whether numbers use a decimal comma).
+
+    The separator is the one of `SEPARATORS` that splits the header line into the most fields. Blank lines are
+    skipped, a row with more fields than the header is refused, missing trailing fields are missing cells.
+    """
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); fix the file") from None
+    first = next((line for line in text.split("\n") if line.strip()), "")
+    separator = max(SEPARATORS, key=lambda sep: len(next(csv.reader([first], delimiter=sep))))
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    header: list[str] | None = None
+    rows, lines, line = [], [], 0
+    try:
+        for fields in reader:
+            start, line = line + 1, reader.line_num
+            if not any(field.strip() for field in fields):
+                continue
+            if header is None:
+                header = [field.strip() for field in fields]
+                continue
+            if len(fields) > len(header):
+                raise BadInput(_extra_fields(path, start, fields, header, separator))
+            rows.append(fields + [""] * (len(header) - len(fields)))
+            lines.append(start)
+    except csv.Error as exc:
+        raise BadInput(f"{path}: line {line + 1}: not a readable CSV ({exc}); fix the file") from None
+    if header is None:
+        raise BadInput(f"{path}: empty file; it needs a header line (e.g. date,close) and one row per bar")
     headers: dict[str, str] = {}
-    for header in raw.columns:
-        name = canonical(header)
+    for written in header:
+        name = canonical(written)
         if name in headers:
-            raise BadInput(f"{path}: headers {headers[name]!r} and {str(header).strip()!r} both read as {name!r}; "
+            raise BadInput(f"{path}: headers {headers[name]!r} and {written!r} both read as {name!r}; "
                            "rename or remove one")
-        headers[name] = str(header).strip()
-    raw.columns = list(headers)
-    return raw, headers
+        headers[name] = written
+    raw = pd.DataFrame(rows, columns=list(headers), index=lines, dtype=str)
+    decimal_comma = any((raw[c].str.contains(",", regex=False) & raw[c].str.fullmatch(_DECIMAL_COMMA)).any()
+                        for c in raw if c not in TIME_COLUMNS)
+    return raw, headers, separator, decimal_comma
+
+
+def _extra_fields(path: Path, line: int, fields: list[str], header: list[str], separator: str) -> str:
+    """A row with more fields than the header: in a comma-separated file, most likely decimal commas."""
+    name = {",": "','", ";": "';'", "\t": "tab"}[separator]
+    hint = ("decimal commas? write numbers with '.' (100.5), or separate the fields with ';'" if separator == ","
+            else "a stray separator? quote the field or remove it")
+    return (f"{path}: line {line}: {len(fields)} fields ({separator.join(fields)!r}), but the header has "
+            f"{len(header)} ({separator.join(header)!r}), separated by {name}; {hint}")
 
 
 def _time_column(path: Path, headers: dict[str, str]) -> str:
@@ -178,7 +232,9 @@ def _time_column(path: Path, headers: dict[str, str]) -> str:
                    f"{', '.join(TIME_COLUMNS[:-1])} or {TIME_COLUMNS[-1]} (any case)")
 
 
-def _price_column(path: Path, raw: pd.DataFrame, headers: dict[str, str], time: str, price: str | None) -> str:
+def _price_column(
+    path: Path, raw: pd.DataFrame, headers: dict[str, str], time: str, price: str | None, decimal_comma: bool
+) -> str:
     """The column read as close: `price` when given, else close, else the file's only numeric column."""
     found = ", ".join(headers.values())
     if price is not None:
@@ -187,7 +243,7 @@ def _price_column(path: Path, raw: pd.DataFrame, headers: dict[str, str], time: 
         return canonical(price)
     if "close" in raw:
         return "close"
-    candidates = [c for c in raw if c != time and _numeric(raw[c])]
+    candidates = [c for c in raw if c != time and _numeric(raw[c], decimal_comma)]
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
@@ -197,10 +253,20 @@ def _price_column(path: Path, raw: pd.DataFrame, headers: dict[str, str], time: 
     raise BadInput(f"{path}: missing column(s) close; found headers {found}; {hint}")
 
 
-def _numeric(text: pd.Series) -> bool:
+def _numeric(text: pd.Series, decimal_comma: bool) -> bool:
     """Whether every present cell of a column is a number (and at least one is present)."""
     present = text[~_is_missing(text)]
-    return not present.empty and bool(pd.to_numeric(present.str.strip(), errors="coerce").notna().all())
+    return not present.empty and bool(np.isfinite(_floats(present, decimal_comma)).all())
+
+
+def _floats(text: pd.Series, decimal_comma: bool) -> np.ndarray:
+    """Cells as floats, NaN where a cell is no number. With `decimal_comma`, '1.234,56' is 1234.56 and '100.5' no
+    number (one format per file)."""
+    text = text.str.strip()
+    if decimal_comma:
+        text = text.where(text.str.fullmatch(_DECIMAL_COMMA)).str.replace(".", "", regex=False)
+        text = text.str.replace(",", ".", regex=False)
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
 
 
 def _is_missing(text: pd.Series) -> pd.Series:
@@ -216,7 +282,7 @@ def _missing_cells(
     if not rows.any():
         return raw, ()
     if drop:
-        return raw[~rows], tuple(int(i) + 2 for i in raw.index[rows])
+        return raw[~rows], tuple(int(i) for i in raw.index[rows])
     row = int(np.flatnonzero(rows)[0])
     column = used[int(np.flatnonzero(missing.iloc[row].to_numpy())[0])]
     what = "date/time" if column == time else "finite number"
@@ -225,8 +291,8 @@ def _missing_cells(
 
 
 def _where(path: Path, text: pd.Series, row: int, header: str) -> str:
-    """Where cell `row` (position) of a column is: the file line comes from the index, which is never reset."""
-    return f"{path}: line {int(text.index[row]) + 2}, column '{header}': value {text.iloc[row]!r}"
+    """Where cell `row` (position) of a column is: the index holds the file's line numbers and is never reset."""
+    return f"{path}: line {int(text.index[row])}, column '{header}': value {text.iloc[row]!r}"
 
 
 def _time_format(first: str, dayfirst: bool) -> str | None:
@@ -274,7 +340,7 @@ def _timestamps(path: Path, text: pd.Series, header: str, dayfirst: bool) -> pd.
             dates = " (read day-first; leave out --dayfirst for month-first)" if dayfirst else \
                 " (read month-first; pass --dayfirst for day-first)"
         if row:
-            problem = f"not a date/time like line {int(text.index[0]) + 2}'s {text.iloc[0]!r}{dates}; use one format"
+            problem = f"not a date/time like line {int(text.index[0])}'s {text.iloc[0]!r}{dates}; use one format"
         else:
             problem = (f"not a date/time{dates}; use ISO (2024-01-02, 2024-01-02 09:30:00-05:00), US (1/2/2024), "
                        "YYYYMMDD or epoch seconds / milliseconds")
@@ -288,10 +354,11 @@ def _timestamps(path: Path, text: pd.Series, header: str, dayfirst: bool) -> pd.
     return parsed
 
 
-def _numbers(path: Path, text: pd.Series, header: str, volume: bool) -> np.ndarray:
+def _numbers(path: Path, text: pd.Series, header: str, volume: bool, decimal_comma: bool) -> np.ndarray:
     """A column as floats: finite, and > 0 for prices or >= 0 for volume."""
-    values = pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    checks = [(~np.isfinite(values), "is not a finite number")]
+    values = _floats(text, decimal_comma)
+    number = "a number in this file's format (decimal comma: 100,5 or 1.234,56)" if decimal_comma else "a finite number"
+    checks = [(~np.isfinite(values), f"is not {number}")]
     checks.append((values < 0, "is negative") if volume else (values <= 0, "is not a positive price"))
     for bad, problem in checks:
         where = np.flatnonzero(bad)

@@ -19,14 +19,10 @@ from typing import Any, ClassVar
 import torch
 
 from orchestrator.data import Contexts
-from orchestrator.errors import BadInput
+from orchestrator.errors import BadInput, ForecastError  # noqa: F401 (ForecastError: re-exported for callers)
 
 Encoded = dict[str, torch.Tensor]
 """What `encode` returns: named tensors on the forecaster's device (the cache bounds its size in bytes)."""
-
-
-class ForecastError(Exception):
-    """A forecast that cannot be scored (NaN / inf samples, out of memory): the trial fails, the study goes on."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,9 @@ class Forecaster(ABC):
     samples_param: ClassVar[str] = "num_samples"
     stochastic: ClassVar[bool] = True
     """Whether `sample` draws at random. A deterministic model (e.g. Toto 2.0's quantiles) is scored with one run
-    whatever the eval runs say, and its evidence is across windows only (DESIGN.md)."""
+    whatever the eval runs say, and its evidence is across windows only (DESIGN.md). Its `sample` returns [windows, 1]:
+    the point forecast that the `aggregate` param reads off its predictive distribution (`quantile_X`: its X quantile);
+    its `samples_param` is not used."""
     params: ClassVar[frozenset[str]]
     """Every param this model understands; a space may define no other."""
     required_columns: ClassVar[tuple[str, ...]] = ("close",)
@@ -79,6 +77,10 @@ class Forecaster(ABC):
     ) -> torch.Tensor:
         """[windows, n] next-bar close samples drawn with `generator` only."""
 
+    @classmethod
+    def check_space(cls, space: Any) -> None:
+        """Raise BadInput for a value of `space` (a `Space`) that the space format allows but this model cannot run."""
+
     def info(self) -> dict[str, Any]:
         """Facts recorded on each trial (device; compile seconds and recompile counts where compiled)."""
         return {"device": str(self.device)}
@@ -88,6 +90,7 @@ _REGISTRY = {
     "fhs": "orchestrator.models.fhs:FHSForecaster",
     "toto": "orchestrator.models.toto:TotoForecaster",
     "kronos": "orchestrator.models.kronos:KronosForecaster",
+    "toto2": "orchestrator.models.toto2:Toto2Forecaster",
 }
 
 

@@ -1,10 +1,14 @@
-"""GPU measurement of the Toto and Kronos adapters at full size, with random weights; prints one JSON object a line.
+"""GPU measurement of the Toto, Kronos and Toto 2.0 adapters at real sizes, with random weights; prints one JSON object
+a line (Toto 2.0 at 22m and 313m: `toto2_part`).
 
 Full-size Toto (151.3M) and Kronos-base (102.3M + Tokenizer-base 4.0M) are built with the packages' own classes and
 saved to a temp dir. Per trial (validation windows x 3 runs, as in a study): seconds, encode-cache hit, compiles,
 recompiles, compile seconds and peak GPU memory; the packages' own loops timed on a few windows and scaled to the
 windows x 3 runs of a trial; compiled vs eager encode; Kronos sampling time vs sample_count; then, in fresh
 processes: the Inductor cache warm, and a 100-trial Toto study through the CLI with its wall time and peak memory.
+Part `launch`: `orchestrator launch` of 24 symbols x `--trials` (100) x 3 runs with full-size Toto through one warm
+worker on one GPU (default windows, a cold Inductor cache), wall time including load and compile; then Kronos-base on
+`--kronos-symbols` (4) symbols, whose time per study is extrapolated to 24 (said so in the output).
 
 Run from the repository root on a CUDA machine: `python tests/benchmarks/bench_gpu.py [--out DIR]`. `--smoke` runs
 tiny models on the CPU (checks the script in seconds). `tests/benchmarks/bench_gpu.sh` installs carried wheels first.
@@ -218,6 +222,39 @@ def kronos_part(clock: Clock, out: Path, device: str, compiled: bool, series, fr
              seconds_per_trial_30x3=round(float(np.mean(times[1:])) * 90, 2), peak_gib=clock.peak_gib())
 
 
+def toto2_part(clock: Clock, out: Path, device: str, compiled: bool, series, counts, smoke: bool) -> None:
+    """Toto 2.0 at 22m and 313m (random weights, the published architectures): load, per trial (one run: it does not
+    sample) cold at a new context length and warm at a new point rule, compiles, peak memory; the package's forecast
+    per window, scaled to a trial of 30 windows x 3 runs as the seed's loop would run it."""
+    from bench_toto2 import ARCHS, package_trial, write_random_checkpoint  # this script's directory is on sys.path
+
+    from orchestrator.models.toto2 import Toto2Forecaster
+
+    for size in ("tiny",) if smoke else ("22m", "313m"):
+        directory, model = out / f"toto2-{size}", f"toto2-{size}"
+        if not directory.exists():
+            emit(event="built", model=model, params_m=round(write_random_checkpoint(directory, ARCHS[size]) / 1e6, 2))
+        forecaster, load = clock.timed(Toto2Forecaster, ModelOptions(device=device, weights=str(directory),
+                                                                     compile=compiled))
+        emit(event="load", model=model, seconds=round(load, 2))
+        base = dict(context_length=512, aggregate="median")
+        for count in counts:
+            windows = make_windows(series, count, 20, 512)
+            trials(clock, forecaster, series, windows, [
+                ("validation", base), ("validation", {**base, "aggregate": "quantile_0.45"}), ("test", base),
+                ("validation", {**base, "context_length": 1024}), ("validation", {**base, "aggregate": "mean"})],
+                model)
+        ends = make_windows(series, 30, 20, 512).validation[:3]
+        package_trial(forecaster, series, ends[:1], 512, 1)  # warms up
+        clock.reset_peak()
+        _, seconds = clock.timed(package_trial, forecaster, series, ends, 512, 1)
+        emit(event="package_loop", model=model, seconds_per_window=round(seconds / len(ends), 4),
+             seconds_per_trial_30x3=round(seconds / len(ends) * 90, 2), peak_gib=clock.peak_gib())
+        del forecaster
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+
 def cli_study(out: Path, device: str, trials_: int, inductor: Path, label: str) -> None:
     """A Toto study through the CLI in a fresh process: wall time, trials, compiles and the process's peak memory."""
     work = Path(tempfile.mkdtemp(dir=out))
@@ -258,12 +295,57 @@ def cli_study(out: Path, device: str, trials_: int, inductor: Path, label: str) 
          peak_process_gpu_mib=peak[0] or None, tail=output.strip().splitlines()[-3:])
 
 
+def launch_part(out: Path, device: str, model: str, symbols: int, trials_: int, limit: float) -> None:
+    """`orchestrator launch` of `symbols` generated series through one worker: wall time, studies, compiles; killed
+    after `limit` seconds (the studies decided by then are reported)."""
+    import optuna
+
+    work = Path(tempfile.mkdtemp(dir=out))
+    names = [f"S{i:02d}" for i in range(symbols)]
+    write_synthetic(work / "data", names, rows=1000)
+    (work / "toto.toml").write_text(TOTO_SPACE)
+    models = {"toto": ["--weights", str(out / "toto"), "--space", str(work / "toto.toml")],
+              "kronos": ["--weights", str(out / "kronos" / "model"), "--tokenizer", str(out / "kronos" / "tokenizer")]}
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / "inductor"),
+           "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
+    command = [sys.executable, "-m", "orchestrator", "launch", "--models", model, "--symbols", ",".join(names),
+               "--workers", "1", "--trials", str(trials_), "--eval-runs", "3", "--device", device, "--data-dir",
+               str(work / "data"), "--no-transfer", "--save-summary", "summary.json", *models[model],
+               *(["--val-windows", "30", "--test-windows", "20"] if device == "cpu" else [])]  # --smoke: seconds
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        output, _ = process.communicate()
+    seconds = time.perf_counter() - start
+    storage = f"sqlite:///{work}/studies/optuna.db"
+    attrs = [s.user_attrs for s in (optuna.load_study(study_name=n.study_name, storage=storage)
+                                    for n in optuna.get_all_study_summaries(storage))]
+    decided = [a for a in attrs if a.get("decision")]
+    infos = [a.get("model_info", {}) for a in decided]
+    logs = "".join(p.read_text() for p in (work / "studies" / "logs").glob("*.log"))
+    summary = json.loads((work / "summary.json").read_text()) if (work / "summary.json").exists() else []
+    per_study = seconds / max(len(decided), 1)
+    emit(event="launch", model=model, symbols=symbols, trials=trials_, exit_code=process.returncode,
+         wall_seconds=round(seconds, 1), studies_decided=len(decided), loads=logs.count(f"loaded {model} in"),
+         compiles=sum(i.get("compiles", 0) for i in infos), recompiles=sum(i.get("recompiles", 0) for i in infos),
+         compile_seconds=round(sum(i.get("compile_seconds", 0.0) for i in infos), 1),
+         extrapolated_to_24_seconds=None if len(decided) == 24 else round(per_study * 24, 1),
+         statuses=sorted({row["status"] for row in summary}), study_seconds=[row["seconds"] for row in summary],
+         errors=[line for line in output.splitlines() if "error" in line.lower()][-3:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny models on the CPU")
-    parser.add_argument("--part", choices=("all", "toto", "kronos", "warm", "cli"), default="all")
+    parser.add_argument("--part", choices=("all", "toto", "kronos", "toto2", "warm", "cli", "launch"), default="all")
     parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--symbols", type=int, default=24, help="part launch: Toto's symbols")
+    parser.add_argument("--kronos-symbols", type=int, default=4, help="part launch: Kronos-base's symbols")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_gpu."))
     device = "cpu" if args.smoke else "cuda"
@@ -279,10 +361,13 @@ def main() -> None:
     parts = {
         "toto": lambda: toto_part(clock, out, device, compiled, series, series.frame, counts),
         "kronos": lambda: kronos_part(clock, out, device, compiled, series, series.frame, counts),
+        "toto2": lambda: toto2_part(clock, out, device, compiled, series, counts, args.smoke),
         # a fresh process: Dynamo traces again, Inductor's cache should hit
         "warm": lambda: subprocess.run([sys.executable, "-c", WARM, str(out), device], check=False),
         "cli": lambda: [cli_study(out, device, args.trials, out / "inductor_cli", label)
                         for label in ("cold Inductor cache", "warm Inductor cache")],
+        "launch": lambda: [launch_part(out, device, "toto", args.symbols, args.trials, 330),
+                           launch_part(out, device, "kronos", args.kronos_symbols, args.trials, 120)],
     }
     for name, part in parts.items():
         if args.part not in ("all", name):

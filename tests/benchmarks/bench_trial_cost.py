@@ -54,7 +54,8 @@ from orchestrator.data import write_synthetic  # noqa: E402
 from orchestrator.evaluation import EncodeCache, Evaluator  # noqa: E402
 from orchestrator.models.base import ModelOptions, create  # noqa: E402
 from orchestrator.models.base import ForecastError  # noqa: E402
-from orchestrator.objective import TRIAL_FAILURES, Objective, Surplus, TrialGuard, TrialTimeout, time_limit  # noqa: E402
+from orchestrator.counts import counted  # noqa: E402
+from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, TrialTimeout, time_limit  # noqa: E402
 from orchestrator.sampling import make_pruner, make_sampler  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.storage import fail_orphaned_trials, open_storage  # noqa: E402
@@ -92,19 +93,28 @@ def run_to_target_before(study, storage, objective, target, patience=None, budge
         need = target - now.finished - now.running
         if need > 0:
             timeout = None if deadline is None else deadline - time.monotonic()
-            study.optimize(objective, n_trials=need, timeout=timeout, catch=TRIAL_FAILURES, callbacks=[stopper])
+            study.optimize(objective, n_trials=need, timeout=timeout, catch=(*TRIAL_FAILURES, Surplus),
+                           callbacks=[stopper])
             continue
         if now.running == 0:
             return "target"
         time.sleep(poll_seconds)
 
 
+class Surplus(Exception):
+    """Before issue 16, a trial that started after the target was reached failed as a surplus."""
+
+
 class ObjectiveBefore(Objective):
+    def __init__(self, *args, target: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.target = target
+
     def __call__(self, trial: optuna.Trial) -> float:
         trials = trial.study.get_trials(deepcopy=False)
-        if self.guard is not None and self.guard.is_surplus(trial, trials):
+        if sum(1 for t in counted(trials) if t.number < trial.number) >= self.target:
             trial.set_user_attr("surplus", True)
-            raise Surplus(f"the study reached its target of {self.guard.target} trials before trial {trial.number}")
+            raise Surplus(f"the study reached its target of {self.target} trials before trial {trial.number}")
         params = self.space.suggest(trial)
         same = next((t for t in trials if t.state == TrialState.COMPLETE and t.params == params), None)
         if same is not None:
@@ -203,7 +213,7 @@ def instrument(run: Run, evaluator: Evaluator, objective) -> None:
             add(run.study._storage, name, name)
     evaluate = evaluator.evaluate
 
-    def scored(params, runs, split="validation", on_run=None):
+    def scored(params, runs, split="validation", on_run=None, limit=None):
         inside = [0.0]
 
         def hook(step: int, mean: float) -> None:
@@ -215,7 +225,7 @@ def instrument(run: Run, evaluator: Evaluator, objective) -> None:
 
         start = time.perf_counter()
         try:
-            return evaluate(params, runs, split, on_run=hook if on_run else None)
+            return evaluate(params, runs, split, on_run=hook if on_run else None, limit=limit)
         finally:
             run.current.scoring += time.perf_counter() - start - inside[0]
 
@@ -252,8 +262,10 @@ def build(name: str, root: Path, trials: int, worker: int = 0, storage_kind: str
     study = optuna.load_study(study_name=job.name, storage=storage, pruner=make_pruner(settings), sampler=sampler)
     evaluator = Evaluator(forecaster, job.series, job.windows, settings.seed,
                           EncodeCache(settings.cache_mb << 20))
-    guard = TrialGuard(trials, settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
-    objective = (ObjectiveBefore if name == "before" else Objective)(job.space, evaluator, range(settings.eval_runs), guard)
+    guard = TrialGuard(settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
+    runs = range(settings.eval_runs)
+    objective = ObjectiveBefore(job.space, evaluator, runs, guard, target=trials) if name == "before" else \
+        Objective(job.space, evaluator, runs, guard)
     run = Run(name, study, storage, objective, run_to_target_before if name == "before" else run_to_target,
               OPTUNA_LOG_NDTR if name == "before" else PROJECT_LOG_NDTR)
     instrument(run, evaluator, objective)

@@ -1,0 +1,159 @@
+"""A study's lineage in the storage: whether it can go on with today's inputs (the attrs that make its trial values
+comparable; for a changed data file, whether bars were only appended, so that it rolls forward, or earlier bars
+changed), and archiving it as `<model>/<SYMBOL>@<UTC time>` when a new study replaces it (--fresh, grown data)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+from orchestrator.commit import HISTORY, read_history
+from orchestrator.data import Series
+from orchestrator.errors import BadInput
+
+COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "val_windows", "test_windows",
+              "eval_runs", "space_hash", "seed", "scoring_version", "weights")
+"""Study user attrs that make trial values comparable: resuming with another value of any of them is refused."""
+LEGACY_ATTRS = {"price": "close", "drop_missing": False, "dayfirst": False, "scoring_version": 1}
+"""What studies made before an attr was recorded had; other attrs such a study lacks are not compared."""
+READING = ("price", "drop_missing", "dayfirst")
+"""How the data file is read: a study rolled forward onto grown data keeps them (they say how to read this file)."""
+BLOCKS = 64
+"""A study records the fingerprints of up to this many consecutive blocks of its bars, to say where a changed file
+first differs."""
+
+
+def stored_attrs(storage: RDBStorage, name: str) -> dict[str, Any] | None:
+    """The stored study's attrs, None when there is none."""
+    try:
+        return storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    except KeyError:
+        return None
+
+
+def set_up_attrs(storage: RDBStorage, name: str) -> dict[str, Any] | None:
+    """The stored study's attrs; None when there is none, or its setup was interrupted (no worker ever ran on it,
+    so it is set up again)."""
+    attrs = stored_attrs(storage, name)
+    return attrs if attrs is not None and "settings" in attrs else None
+
+
+def archive(storage: RDBStorage, name: str) -> str:
+    """Copy the study to `<name>@<UTC time>` and delete the original; returns the archive's name. A trial still
+    RUNNING (its process died, or its heartbeat has not expired yet) is FAILED in the archive: nothing will run it."""
+    archived = f"{name}@{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%f}"
+    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=archived)
+    optuna.delete_study(study_name=name, storage=storage)
+    for trial in storage.get_all_trials(storage.get_study_id_from_name(archived), states=(TrialState.RUNNING,)):
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "still running when the study was archived")
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    return archived
+
+
+def check_resumable(
+    name: str, recorded: Mapping[str, Any], wanted: Mapping[str, Any], label: str, keys: Iterable[str] = COMPARABLE
+) -> None:
+    """BadInput naming the first comparability attr (of `keys`) that differs from the recorded study."""
+    for key in keys:
+        if key not in recorded and key not in LEGACY_ATTRS:
+            continue
+        before = recorded.get(key, LEGACY_ATTRS.get(key))
+        if before == wanted[key]:
+            continue
+        if key == "data_sha256":  # `worker` and `commit` join a study on its own bars only
+            raise BadInput(
+                f"study {name} in {label}: its data file changed since the study was set up ({recorded.get('data_path')}"
+                f"), so trial values would not be comparable; `orchestrator optimize`, `launch` or `resume` roll it "
+                f"forward onto the grown file, or pass --fresh to start a new study"
+            )
+        why = " (this version of orchestrator scores the model differently)" if key == "scoring_version" else ""
+        raise BadInput(
+            f"study {name} in {label}: {key} was {before!r}, now {wanted[key]!r}{why}, so trial values "
+            f"would not be comparable; rerun with the recorded setting, or pass --fresh to archive the old study "
+            f"and start a new one"
+        )
+
+
+def bars_marks(series: Series) -> dict[str, Any]:
+    """What a study records to recognise its bars in a later file: their count and fingerprint, and the fingerprints
+    of up to BLOCKS consecutive blocks of them."""
+    return {"data_rows": series.rows, "bars_sha256": series.bars_sha256(),
+            "bars_blocks": [series.bars_sha256(end, start)[:16] for start, end in _blocks(series.rows)]}
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The bars a study was made on, as recorded: their count, fingerprint and block fingerprints (if any)."""
+
+    rows: int
+    sha256: str
+    blocks: tuple[str, ...] = ()
+
+
+def recorded_marks(attrs: Mapping[str, Any], best_dir: Path) -> Marks | None:
+    """The study's marks; for a study made before they were recorded, those of its last decision in the history
+    (matched by the study's uid); None when neither exists."""
+    if "bars_sha256" in attrs:
+        return Marks(int(attrs["data_rows"]), attrs["bars_sha256"], tuple(attrs.get("bars_blocks", ())))
+    uid = attrs.get("uid")
+    decisions = [e for e in read_history(best_dir) if uid is not None and e.get("study_uid") == uid
+                 and e.get("kind", "decision") == "decision"]  # no `kind`: a decision of an earlier version
+    data = (decisions[-1].get("data") if decisions else None) or {}
+    if data.get("sha256") != attrs.get("data_sha256") or "bars_sha256" not in data or "rows" not in data:
+        return None
+    return Marks(int(data["rows"]), data["bars_sha256"])
+
+
+def new_bars(name: str, series: Series, attrs: Mapping[str, Any], best_dir: Path) -> int:
+    """How many bars were appended to the file since study `name` was made on its first bars (0: the same bars in a
+    rewritten file); BadInput when earlier bars changed, or when the study recorded nothing to tell by."""
+    marks = recorded_marks(attrs, best_dir)
+    if marks is None:
+        raise BadInput(
+            f"{series.path} changed since study {name}, which an earlier version of orchestrator created without "
+            f"recording its bars (and it has no decision in {Path(best_dir) / HISTORY} to recognise them by), so "
+            f"appended bars cannot be told from changed ones: pass --fresh to archive it and start a new study"
+        )
+    if series.rows < marks.rows:
+        raise BadInput(
+            f"{series.path} now has {series.rows} bars, fewer than the {marks.rows} study {name} was made on "
+            f"(shrunk, or another file?): pass --fresh to start a new study on them"
+        )
+    if series.bars_sha256(marks.rows) == marks.sha256:
+        return series.rows - marks.rows
+    raise BadInput(
+        f"the earlier bars of {series.path} changed since study {name} (re-adjusted prices, or another file?): "
+        f"pass --fresh to start a new study on them{_first_change(series, marks)}"
+    )
+
+
+def _blocks(rows: int) -> list[tuple[int, int]]:
+    size = -(-rows // BLOCKS)
+    return [(start, min(start + size, rows)) for start in range(0, rows, size)]
+
+
+def _first_change(series: Series, marks: Marks) -> str:
+    """Where the first N bars first differ from the recorded ones, '' when the study recorded no blocks."""
+    blocks = _blocks(marks.rows)
+    if len(marks.blocks) != len(blocks):
+        return ""
+    for (start, end), digest in zip(blocks, marks.blocks):
+        if series.bars_sha256(end, start)[:16] != digest:
+            times = series.frame["timestamp"]
+            if end - start == 1:
+                return f" (the first change is at bar {start + 1}, {_when(times.iloc[start])})"
+            return (f" (the first change is among bars {start + 1}-{end}, {_when(times.iloc[start])} to "
+                    f"{_when(times.iloc[end - 1])})")
+    return ""
+
+
+def _when(timestamp: pd.Timestamp) -> str:
+    return str(timestamp.date()) if timestamp == timestamp.normalize() else timestamp.isoformat()
