@@ -105,7 +105,9 @@ def optimize(model: Model, symbol: Symbol, space: SpaceFile = None, weights: Wei
     out.print(f"{outcome.study}: {c.finished}/{job.settings.trials} trials ({c.complete} complete, {c.pruned} pruned, "
               f"{c.failed} failed); stopped: {outcome.stopped}", highlight=False)
     if outcome.best_value is not None:
-        out.print(f"search MAE {outcome.best_value:.5f} (best trial, mean of {job.settings.eval_runs} runs); "
+        runs = job.settings.eval_runs
+        mean = f"mean of {runs} runs" if runs > 1 else "one run"
+        out.print(f"search MAE {outcome.best_value:.5f} (best trial, {mean}); "
                   f"naive zero-return MAE {outcome.naive_mae:.5f}", highlight=False)
     out.print(outcome.decision_line, highlight=False)
     if outcome.decision is not None and outcome.decision.committed and not outcome.decision.earlier:

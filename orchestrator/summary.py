@@ -113,7 +113,8 @@ def in_use(best_dir: Path, name: str, attrs: dict[str, Any]) -> dict[str, Any] |
     return {
         "path": str(path), "validation_mae": (record.get("validation") or {}).get("mae"),
         "committed_at": record.get("committed_at"), "study": by.get("name"), "trial": by.get("trial"),
-        "this_study": by.get("name") == name and by.get("uid") in (None, attrs.get("uid")),
+        # the uid names the committing study (an archive keeps it); configs from before uids were recorded: the name
+        "this_study": by.get("uid") == attrs.get("uid") if by.get("uid") else by.get("name") == name,
         "beats_naive": record.get("beats_naive"), "params": record["params"],
     }
 
@@ -168,16 +169,20 @@ def summary_table(rows: list[dict[str, Any]]) -> Group:
 
 
 def in_use_text(row: dict[str, Any]) -> str:
-    """'0.01093 (trial 12, 2025-06-01)': its validation MAE when committed, by a trial of this study (else the
-    study is named) on that day."""
+    """'0.01093 (trial 12, 2025-06-01)': its validation MAE when committed, by which trial of this study (or of an
+    earlier study of the same name, or of another study) on which day."""
     use = row["incumbent"]
     if use is None:
         return "none"
     if "error" in use:
         return "unreadable (see `orchestrator best`)"
     mae = _fmt(use["validation_mae"]) if use["validation_mae"] is not None else "no MAE recorded"
-    by = [] if use["trial"] is None else [f"trial {use['trial']}" if use["this_study"] else
-                                          f"{use['study']} trial {use['trial']}"]
+    if use["trial"] is None:
+        by = []
+    elif use["this_study"]:
+        by = [f"trial {use['trial']}"]
+    else:  # a study of the same name is an earlier one (--fresh or grown data archived it)
+        by = [f"trial {use['trial']} of " + ("an earlier study" if use["study"] == row["study"] else use["study"])]
     when = [use["committed_at"][:10]] if use["committed_at"] else []
     text = f"{mae} ({', '.join(by + when)})" if by or when else mae
     return text + (", not better than naive" if use["beats_naive"] is False else "")

@@ -88,7 +88,8 @@ def test_status_shows_the_config_in_use_and_the_last_decision(workdir: Path) -> 
     kept = cli("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "3", "--space", "worse.toml", "--fresh")
     assert "NOT updating fhs/BTCUSD" in kept.stdout
     assert read_json(BEST) == committed
-    listed = json.loads(cli("status", "--json").stdout)
+    assert [r["study"] for r in json.loads(cli("status", "--json").stdout)] == ["fhs/BTCUSD"]  # archives: --all
+    listed = json.loads(cli("status", "--json", "--all").stdout)
     current = next(r for r in listed if r["study"] == "fhs/BTCUSD")
     archived = next(r for r in listed if r["study"].startswith("fhs/BTCUSD@"))
     # before: `incumbent -` and `committed no` although this config is committed and in use
@@ -99,14 +100,15 @@ def test_status_shows_the_config_in_use_and_the_last_decision(workdir: Path) -> 
         assert use["validation_mae"] == committed["validation"]["mae"]
         assert (use["study"], use["trial"]) == ("fhs/BTCUSD", committed["study"]["trial"])
         assert use["committed_at"] == committed["committed_at"]
-    assert archived["incumbent"]["this_study"] is False  # the archive's name is not the committing study's
-    table = cli("status").stdout
+    assert archived["incumbent"]["this_study"] is True  # the archive is the committing study (same uid)
+    assert current["incumbent"]["this_study"] is False
+    table = cli("status", "--all").stdout
     line = next(x for x in table.splitlines() if x.startswith("fhs/BTCUSD "))
-    assert f"{committed['validation']['mae']:.5f} (trial {committed['study']['trial']}, " in line
+    assert f"{committed['validation']['mae']:.5f} (trial {committed['study']['trial']} of an earlier study, " in line
     assert "kept incumbent: " in line and "p=" in line
     archive_line = next(x for x in table.splitlines() if x.startswith("fhs/BTCUSD@"))
-    assert f"(fhs/BTCUSD trial {committed['study']['trial']}, " in archive_line
-    elsewhere = json.loads(cli("status", "--json", "--best-dir", "nowhere").stdout)
+    assert f"{committed['validation']['mae']:.5f} (trial {committed['study']['trial']}, " in archive_line
+    elsewhere = json.loads(cli("status", "--json", "--all", "--best-dir", "nowhere").stdout)
     assert [r["incumbent"] for r in elsewhere] == [None, None]  # null only when none is committed
     assert not Path("nowhere").exists()
 

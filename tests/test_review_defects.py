@@ -238,7 +238,7 @@ def test_fewer_than_30_validation_windows_are_bad_input(workdir: Path) -> None:
     before = write_incumbent(GOOD)
     result = run_cli(*FHS, "--val-windows", "1")
     assert result.exit_code == 2, shown(result)
-    assert result.stderr.strip() == "error: --val-windows = 1: input should be greater than or equal to 30"
+    assert result.stderr.strip() == "error: --val-windows 1: input should be greater than or equal to 30"
     assert BEST.read_bytes() == before and not HISTORY.exists() and not Path("studies").exists()
 
 

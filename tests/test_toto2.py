@@ -176,7 +176,7 @@ def test_cli_one_run_per_trial_resume_worker_commit_and_the_views(workdir: Path,
     args = ("--model", "toto2", "--symbol", "BTCUSD", "--weights", str(weights), "--space", "toto2.toml")
     first = cli("optimize", *args, "--trials", "6")  # the config's default eval runs (3) and confirm runs (3)
     assert first.exit_code == 0, first.output
-    assert first.stdout.count("does not sample") == 1 and "on 1 run(s)" in first.stdout
+    assert first.stdout.count("does not sample") == 1 and "(best trial, one run)" in first.stdout
     study = _study("toto2/BTCUSD")
     attrs = study.user_attrs
     assert (attrs["eval_runs"], attrs["settings"]["eval_runs"], attrs["settings"]["confirm_runs"]) == (1, 1, 1)
