@@ -121,8 +121,8 @@ class SpaEvidence:
 
     `p_value` is one-sided and selection-adjusted: the share of bootstrap replications in which the largest
     studentized statistic of all configs, recentred under the null that none beats the incumbent, exceeds the
-    candidate's own `statistic`. It is Hansen's consistent SPA p-value when the candidate has the largest statistic
-    (as the best trial usually does), and larger otherwise.
+    candidate's own `statistic`. It is Hansen's consistent SPA p-value when the candidate has the largest statistic,
+    and larger otherwise (the best trial by search value is often not the best on the confirm runs).
     """
 
     p_value: float
@@ -205,4 +205,3 @@ def stationary_bootstrap_variance(x: np.ndarray, block: int) -> np.ndarray:
     q = 1.0 - 1.0 / block
     kappa = (1 - i / n) * q ** i + (i / n) * q ** (n - i)
     return gamma[0] + 2 * kappa @ gamma[1:]
-
