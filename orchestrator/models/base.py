@@ -106,6 +106,34 @@ def create(name: str, options: ModelOptions) -> Forecaster:
     return forecaster_class(name)(options)
 
 
+COMPILE_ROWS = 32
+"""A compiled encode runs the windows in padded batches of this many rows: validation and test windows (30 and 20,
+or 250 and 60) share one compiled shape per context length."""
+INDUCTOR_CACHE = Path("studies/inductor")
+"""Inductor's on-disk cache (unless TORCHINDUCTOR_CACHE_DIR is set), so later processes reuse compiled code."""
+
+
+def close_batches(
+    contexts: Contexts, length: int, patch: int, device: torch.device, compiled: bool
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each window's last `length` closes as its own row, (series, observed) of [rows, 1, time]: left-padded with
+    masked zeros to whole patches of `patch` bars (and where a window has fewer bars). Compiled: batches of exactly
+    COMPILE_ROWS rows (one shape per length, whatever the windows; the extra rows repeat the first), else one batch.
+    """
+    padded = -(-length // patch) * patch
+    close = torch.from_numpy(contexts.history("close", padded)).to(device, torch.float32)
+    observed = torch.isfinite(close)
+    observed[:, : padded - length] = False
+    series = torch.where(observed, close, 0.0)
+    windows = contexts.windows
+    if compiled:
+        extra = -windows % COMPILE_ROWS
+        series = torch.cat([series, series[:1].expand(extra, -1)])
+        observed = torch.cat([observed, observed[:1].expand(extra, -1)])
+    rows = COMPILE_ROWS if compiled else max(windows, 1)
+    return [(s[:, None], o[:, None]) for s, o in zip(series.split(rows), observed.split(rows))]
+
+
 def weights_fingerprint(*files: Path) -> str:
     """sha256 (first 16 hex digits) of the weight files' contents: the same for a local copy and a hub snapshot."""
     digest = hashlib.sha256()

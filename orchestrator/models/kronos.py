@@ -42,7 +42,9 @@ from kronos_finance._vendor.kronos_model.module import RotaryPositionalEmbedding
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
 from orchestrator.models.filtered_draws import draw
-from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions, weights_fingerprint
+from orchestrator.models.base import (
+    INDUCTOR_CACHE, Encoded, Forecaster, ForecastError, ModelOptions, weights_fingerprint,
+)
 
 DEFAULT_WEIGHTS = "NeoQuasar/Kronos-small"
 DEFAULT_TOKENIZER = "NeoQuasar/Kronos-Tokenizer-base"
@@ -92,7 +94,7 @@ class KronosForecaster(Forecaster):
         self.compiled = options.compile if options.compile is not None else self.device.type == "cuda"
         self._network: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Encoded] = self._network_eager
         if self.compiled:
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path("studies/inductor").resolve()))
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(INDUCTOR_CACHE.resolve()))
             self._network = torch.compile(self._network_eager, dynamic=False)
         self._compile_seconds = 0.0
         self._compiles = 0

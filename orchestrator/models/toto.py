@@ -20,15 +20,12 @@ import torch
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
-from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions, weights_fingerprint
+from orchestrator.models.base import (
+    INDUCTOR_CACHE, Encoded, Forecaster, ForecastError, ModelOptions, close_batches, weights_fingerprint,
+)
 
 DEFAULT_WEIGHTS = "Datadog/Toto-Open-Base-1.0"
 WEIGHT_FILES = ("config.json", "model.safetensors")
-COMPILE_ROWS = 32
-"""A compiled encode runs the windows in padded batches of this many rows: validation and test windows (30 and 20,
-or 250 and 60) share one compiled shape per context length."""
-INDUCTOR_CACHE = Path("studies/inductor")
-"""Inductor's on-disk cache (unless TORCHINDUCTOR_CACHE_DIR is set), so later processes reuse compiled code."""
 KEYS = ("weights", "df", "loc", "scale", "scaler_loc", "scaler_scale")
 """What `encode` keeps per window: mixture weights and Student-t df/loc/scale [windows, k]; scaler loc/scale [windows]."""
 
@@ -63,22 +60,11 @@ class TotoForecaster(Forecaster):
         self.compile_seconds = 0.0
 
     def encode(self, contexts: Contexts, params: Mapping[str, Any]) -> Encoded:
-        length = int(params["context_length"])
-        stride = self.backbone.patch_embed.stride
-        padded = -(-length // stride) * stride
-        close = torch.from_numpy(contexts.history("close", padded)).to(self.device, torch.float32)
-        observed = torch.isfinite(close)
-        observed[:, : padded - length] = False
-        series = torch.where(observed, close, 0.0)
-        windows = contexts.windows
-        if self.compiled:  # whole batches of COMPILE_ROWS rows: one shape per context length, whatever the windows
-            extra = -windows % COMPILE_ROWS
-            series = torch.cat([series, series[:1].expand(extra, -1)])
-            observed = torch.cat([observed, observed[:1].expand(extra, -1)])
-        rows = COMPILE_ROWS if self.compiled else max(windows, 1)
+        length, windows = int(params["context_length"]), contexts.windows
+        batches = close_batches(contexts, length, self.backbone.patch_embed.stride, self.device, self.compiled)
         try:
             with torch.inference_mode():
-                parts = [self._run(s[:, None], o[:, None]) for s, o in zip(series.split(rows), observed.split(rows))]
+                parts = [self._run(series, observed) for series, observed in batches]
         except torch.OutOfMemoryError as exc:
             raise _out_of_memory(f"encode of {windows} windows x {length} bars", exc) from None
         return {key: torch.cat(values)[:windows] for key, values in zip(KEYS, zip(*parts))}

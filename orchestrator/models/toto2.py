@@ -21,7 +21,9 @@ import torch
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import aggregate, parse_aggregate
-from orchestrator.models.base import Encoded, Forecaster, ForecastError, ModelOptions, weights_fingerprint
+from orchestrator.models.base import (
+    INDUCTOR_CACHE, Encoded, Forecaster, ForecastError, ModelOptions, close_batches, weights_fingerprint,
+)
 
 DEFAULT_WEIGHTS = "Datadog/Toto-2.0-313m"
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -30,11 +32,6 @@ FORECAST_OPTIONS = {"scaler_fallback_min_obs": 8, "quantile_real_cap_k": 1e4}
 """Keyword arguments of `Toto2Model.forecast`, as the package's GluonTS wrapper sets them by default. Not tuned:
 the fallback only changes the scaling of a leading patch with fewer than 8 observed bars (a short early window), and
 the cap (quantiles within the context's range +- K scales) cannot bind on a one-step forecast unless K < ~0.1."""
-COMPILE_ROWS = 32
-"""A compiled encode runs the windows in padded batches of this many rows: validation and test windows share one
-compiled shape per context length."""
-INDUCTOR_CACHE = Path("studies/inductor")
-"""Inductor's on-disk cache (unless TORCHINDUCTOR_CACHE_DIR is set), so later processes reuse compiled code."""
 HOW_TO = (f"pass --weights DIR (a directory with config.json and model.safetensors), or fill the Hugging Face cache "
           f"(hf download {DEFAULT_WEIGHTS}) and set HF_HUB_OFFLINE=1")
 
@@ -84,22 +81,11 @@ class Toto2Forecaster(Forecaster):
                         raise BadInput(f"{space.path}: [aggregate] {exc}") from None
 
     def encode(self, contexts: Contexts, params: Mapping[str, Any]) -> Encoded:
-        length = int(params["context_length"])
-        patch = self.model.config.patch_size
-        padded = -(-length // patch) * patch  # the package reads whole patches: the extra bars are masked
-        close = torch.from_numpy(contexts.history("close", padded)).to(self.device, torch.float32)
-        observed = torch.isfinite(close)
-        observed[:, : padded - length] = False
-        series = torch.where(observed, close, 0.0)
-        windows = contexts.windows
-        if self.compiled:  # whole batches of COMPILE_ROWS rows: one shape per context length, whatever the windows
-            extra = -windows % COMPILE_ROWS
-            series = torch.cat([series, series[:1].expand(extra, -1)])
-            observed = torch.cat([observed, observed[:1].expand(extra, -1)])
-        rows = COMPILE_ROWS if self.compiled else max(windows, 1)
+        length, windows = int(params["context_length"]), contexts.windows
+        batches = close_batches(contexts, length, self.model.config.patch_size, self.device, self.compiled)
         try:
             with torch.inference_mode():
-                parts = [self._run(s[:, None], o[:, None]) for s, o in zip(series.split(rows), observed.split(rows))]
+                parts = [self._run(series, observed) for series, observed in batches]
         except torch.OutOfMemoryError as exc:
             raise _out_of_memory(f"encode of {windows} windows x {length} bars", exc) from None
         return {"quantiles": torch.cat(parts)[:windows]}
