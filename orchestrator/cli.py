@@ -212,7 +212,7 @@ def commit(
         metavar="|".join(typing.get_args(Settings.model_fields["commit_rule"].annotation)),
         help="The rule  [default: the study's]")] = None,
     min_confidence: Annotated[Optional[float], typer.Option(
-        metavar="NUMBER", help="For --commit-rule significant  [default: the study's]")] = None,
+        metavar="NUMBER", help="For --commit-rule spa or significant  [default: the study's]")] = None,
     **flags: Any,
 ) -> None:
     """Decide a study that workers ran; commit if the config wins.

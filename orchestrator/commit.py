@@ -7,7 +7,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 from filelock import FileLock
+from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator import __version__
 from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
-from orchestrator.evidence import Evidence, evidence_text, paired_evidence
+from orchestrator.evidence import Evidence, SpaEvidence, evidence_text, paired_evidence, spa_evidence
 from orchestrator.symbols import check_symbol
 
 if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
@@ -106,19 +107,26 @@ def append_history(best_dir: Path, entry: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class CommitRule:
-    """`significant`: commit only when the paired one-sided test gives at least `min_confidence` that the candidate
-    is better; `any`: any positive improvement commits. Ties never commit."""
+    """`spa`: commit only when the candidate is better and the SPA test over the configs tried gives at least
+    `min_confidence` that it beats the incumbent; `significant`: the paired one-sided test of the candidate alone
+    gives at least `min_confidence`; `any`: any positive improvement commits. Ties never commit."""
 
-    rule: str = "significant"
+    rule: str = "spa"
     min_confidence: float = 0.95
+    spa_configs: int | None = None
+    """The SPA test rescores at most this many configs, the best search values first; all when None."""
 
-    def passes(self, evidence: Evidence) -> bool:
+    def passes(self, evidence: Evidence, spa: SpaEvidence | None = None) -> bool:
         if evidence.improvement <= 0:
             return False
+        if self.rule == "spa":
+            return spa is not None and spa.confidence >= self.min_confidence
         return self.rule == "any" or evidence.confidence >= self.min_confidence
 
     def describe(self) -> str:
-        return "any improvement" if self.rule == "any" else f"confidence >= {self.min_confidence:g}"
+        if self.rule == "any":
+            return "any improvement"
+        return f"confidence >= {self.min_confidence:g}" + (" over the configs tried" if self.rule == "spa" else "")
 
 
 @dataclass
@@ -298,12 +306,18 @@ def _decide_locked(study, best, evaluator, path, record, candidate, confirm_runs
         else:
             incumbent = {"params": record["params"], **incumbent_scores}
             evidence = paired_evidence(errors, incumbent_errors)
-    committed = incumbent is None or evidence is None or rule.passes(evidence)
+    spa = None
+    if evidence is not None:
+        spa = _spa(study, best, evaluator, confirm_runs, record["params"], errors, incumbent_errors, rule.spa_configs)
+    committed = incumbent is None or evidence is None or rule.passes(evidence, spa)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     naive = (study.user_attrs.get("naive_mae") or {}).get("validation")
+    recorded = None
+    if evidence is not None:
+        recorded = {**_finite(evidence.to_dict()), "spa": _finite(spa.to_dict())}
     decision = Decision(
         study=study.study_name, trial=best.number, committed=committed, candidate=scores, incumbent=incumbent,
-        path=str(path), time=now, evidence=None if evidence is None else _finite(evidence.to_dict()),
+        path=str(path), time=now, evidence=recorded,
         rule={**asdict(rule), "describe": rule.describe()}, naive_mae=naive,
     )
     if committed:
@@ -312,6 +326,46 @@ def _decide_locked(study, best, evaluator, path, record, candidate, confirm_runs
     entry = _entry(decision, attrs.get("uid"), attrs["model"], attrs["symbol"], best.params,
                    None if record is None else record["params"], attrs["seed"], provenance)
     return decision, entry
+
+
+def tried_configs(study: optuna.Study, incumbent: dict[str, Any]) -> list[FrozenTrial]:
+    """The study's best trial, then its other distinct complete configs by search value: pruned and failed trials
+    are left out, params tried more than once (a reused duplicate, a warm start drawn again) count once, and the
+    incumbent's own params are the benchmark, not a config."""
+    best = study.best_trial
+    seen = {_key(best.params), _key(incumbent)}
+    trials = [best]
+    for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                        key=lambda t: (t.value, t.number)):
+        if _key(trial.params) not in seen:
+            seen.add(_key(trial.params))
+            trials.append(trial)
+    return trials
+
+
+def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, Any], candidate_errors: np.ndarray,
+         incumbent_errors: np.ndarray, limit: int | None) -> SpaEvidence:
+    """The SPA test of the tried configs (at most `limit`, the best search values first), each rescored on the
+    confirm runs (the candidate's errors are reused). Configs are scored grouped by their encode params, so each
+    encode runs at most once; a config that cannot run on the confirm runs (NaN forecasts, say) is left out."""
+    tried = tried_configs(study, incumbent)
+    trials = tried[:limit]
+    columns = {0: candidate_errors}
+    encode_params = sorted(evaluator.forecaster.encode_params)
+    by_encode = sorted(range(1, len(trials)),
+                       key=lambda i: json.dumps([trials[i].params.get(p) for p in encode_params], default=str))
+    for i in by_encode:
+        try:
+            columns[i] = evaluator.evaluate(trials[i].params, runs, "validation").window_errors
+        except UNSCORABLE:
+            continue
+    matrix = np.stack([columns[i] for i in sorted(columns)], axis=1)
+    spa = spa_evidence(incumbent_errors, matrix, 0, seed=study.user_attrs["seed"])
+    return replace(spa, tried=len(tried))
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
 
 
 def _config_record(study, best, decision: Decision, storage_label, provenance, now) -> dict[str, Any]:

@@ -172,9 +172,15 @@ def _note(decision: Decision, params: dict[str, Any], naive: dict[str, float], r
     lines.append(f"| runs | {runs} | {(incumbent.get('validation') or {}).get('runs', '-')} | |")
     if decision.evidence:
         e = decision.evidence
+        paired = evidence_text({k: v for k, v in e.items() if k != "spa"})
         lines += ["", f"Paired evidence over {e['windows']} validation windows (Diebold-Mariano with the "
-                  f"Harvey-Leybourne-Newbold correction, one-sided): MAE change {evidence_text(e)}; confidence that "
+                  f"Harvey-Leybourne-Newbold correction, one-sided): MAE change {paired}; confidence that "
                   f"the candidate is better {e['confidence']:.1%}. Rule: {decision.rule.get('describe', '-')}."]
+        if e.get("spa"):
+            spa = e["spa"]
+            lines += ["", f"Counting the search (Hansen's SPA test over the {spa['configs']} distinct configs tried, "
+                      f"each rescored on the confirm runs): p={spa['p_value']:.3g}, confidence that the candidate "
+                      f"beats the incumbent {spa['confidence']:.1%}."]
     if decision.beats_naive is False:
         lines += ["", f"**Warning:** the config in use does not beat the naive zero-return forecast "
                   f"(validation MAE {decision.naive_mae:.5f}): it is no better than a random walk."]

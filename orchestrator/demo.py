@@ -94,7 +94,9 @@ def lesson(decision: Decision | None) -> str:
     elif decision.committed and decision.evidence is None:
         kind = "committed without comparison (the incumbent could not be scored)"
     elif decision.committed:
-        kind = f"a commit on evidence (p={decision.evidence['p_value']:.2g}): a good commit looks like this"
+        spa = decision.evidence.get("spa") or {}
+        also = f", best of {spa['configs']} configs: p={spa['p_value']:.2g}" if spa else ""
+        kind = f"a commit on evidence (p={decision.evidence['p_value']:.2g}{also}): a good commit looks like this"
     else:
         kind = "incumbent kept: the candidate was not clearly better"
     naive = {True: "; beats naive", False: "; no better than naive", None: ""}[decision.beats_naive]

@@ -30,10 +30,14 @@ class Settings(BaseModel):
     test_windows: int = Field(60, ge=1, description="Last bars scored as test windows, never used for selection")
     eval_runs: int = Field(3, ge=1, description="Runs per trial, averaged; the same random draws in every trial")
     confirm_runs: int = Field(3, ge=1, description="Fresh runs scoring candidate and incumbent before a commit")
-    commit_rule: Literal["significant", "any"] = Field(
-        "significant", description="significant: commit when the paired test is confident that the candidate is "
-                                   "better; any: on any improvement")
-    min_confidence: float = Field(0.95, gt=0, lt=1, description="The confidence that --commit-rule significant needs")
+    commit_rule: Literal["spa", "significant", "any"] = Field(
+        "spa", description="spa: commit when a test over every config tried is confident that the candidate beats "
+                           "the incumbent; significant: the paired test of the candidate alone; any: on any "
+                           "improvement")
+    min_confidence: float = Field(0.95, gt=0, lt=1, description="The confidence that --commit-rule spa or "
+                                                                "significant needs")
+    spa_configs: int | None = Field(None, ge=1, description="The spa rule rescores at most this many configs, the "
+                                                            "best search values first (default: all)")
     trials: int = Field(100, ge=1, description="Target number of finished trials per study")
     sampler: Literal["tpe", "cmaes"] = Field("tpe", description="Optuna sampler")
     seed: int = Field(0, ge=0, description="Study seed: run seeds and the sampler's seed derive from it")
@@ -60,7 +64,7 @@ class Settings(BaseModel):
 
 
 STUDY_KEYS = ("val_windows", "test_windows", "eval_runs", "confirm_runs", "seed", "commit_rule", "min_confidence",
-              "price", "drop_missing", "dayfirst")
+              "spa_configs", "price", "drop_missing", "dayfirst")
 """Settings that belong to a study: a resumed study keeps its recorded values unless a flag sets them."""
 LEGACY = {"commit_rule": "any"}
 """Values of study settings that studies recorded before the setting existed (their decisions used `any`)."""

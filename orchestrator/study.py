@@ -372,7 +372,7 @@ def _decide(study: optuna.Study, evaluator: Evaluator, job: Job, record: RecordD
                  "dropped_rows": len(series.dropped)},
         "options": {**asdict(job.options), "weights_id": forecaster.weights_id},
     }
-    rule = CommitRule(settings.commit_rule, settings.min_confidence)
+    rule = CommitRule(settings.commit_rule, settings.min_confidence, settings.spa_configs)
     decision = decide(study, evaluator, settings.best_dir, confirm, storage_label(settings.storage), rule, provenance)
     if decision is not None and not decision.earlier and record is not None:
         record(study, decision, evaluator, settings.artifact_dir)

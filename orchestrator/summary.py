@@ -189,8 +189,8 @@ def in_use_text(row: dict[str, Any]) -> str:
 
 
 def decision_text(row: dict[str, Any], short: bool = False) -> str:
-    """'committed: -0.49% ± 0.21%, p=0.011, 58% of 250 windows', 'kept incumbent: ...', or '-' before one;
-    `short` leaves out the windows won."""
+    """'committed: -0.49% ± 0.21%, p=0.011, 58% of 250 windows; best of 87 configs: p=0.012', 'kept incumbent: ...',
+    or '-' before one; `short` leaves out the windows won ('...; best of 87: p=0.012')."""
     if row["committed"] is None:
         return "-"
     verdict = "committed" if row["committed"] else "kept incumbent"
@@ -199,7 +199,10 @@ def decision_text(row: dict[str, Any], short: bool = False) -> str:
         return f"{verdict} without comparison"  # no incumbent, or one that could not be scored
     if short:
         p = "<0.001" if e["p_value"] < 0.001 else f"={e['p_value']:.2g}"
-        return f"{verdict}: {-e['improvement']:+.2%} ± {e['se']:.2%}, p{p}"
+        spa = e.get("spa")  # the SPA test over the configs tried, when the decision ran it
+        searched = "" if not spa else f"; best of {spa['configs']}: p" + (
+            "<0.001" if spa["p_value"] < 0.001 else f"={spa['p_value']:.2g}")
+        return f"{verdict}: {-e['improvement']:+.2%} ± {e['se']:.2%}, p{p}{searched}"
     return f"{verdict}: {evidence_text(e)}"
 
 

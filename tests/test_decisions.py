@@ -19,7 +19,7 @@ from conftest import cli, read_json
 from orchestrator.commit import CommitRule, decide
 from orchestrator.data import load_series, make_windows
 from orchestrator.evaluation import Evaluator
-from orchestrator.evidence import Evidence, newey_west_variance, paired_evidence
+from orchestrator.evidence import Evidence, evidence_text, newey_west_variance, paired_evidence
 from orchestrator.models.base import ModelOptions, create
 
 BEST = Path("configs/best/fhs/BTCUSD.json")
@@ -111,9 +111,9 @@ def _write_incumbent(best_dir: Path, params: dict) -> None:
     path.write_text(json.dumps({"symbol": "BTCUSD", "model": "fhs", "params": params}))
 
 
-def test_a_clearly_better_config_commits_under_both_rules(study_parts, tmp_path: Path) -> None:
+def test_a_clearly_better_config_commits_under_every_rule(study_parts, tmp_path: Path) -> None:
     study_with, series = study_parts
-    for rule in (CommitRule("any"), CommitRule("significant", 0.95)):
+    for rule in (CommitRule("any"), CommitRule("significant", 0.95), CommitRule("spa", 0.95)):
         best_dir = tmp_path / rule.rule
         _write_incumbent(best_dir, BAD)
         study, evaluator = study_with(GOOD, seed=0)
@@ -134,14 +134,15 @@ def test_a_noise_level_improvement_commits_under_any_but_not_significant(study_p
     else:
         pytest.fail("no seed gave the nearly identical candidate a positive improvement")
     decisions = {}
-    for rule in (CommitRule("any"), CommitRule("significant", 0.95)):
+    for rule in (CommitRule("any"), CommitRule("significant", 0.95), CommitRule("spa", 0.95)):
         best_dir = tmp_path / rule.rule
         _write_incumbent(best_dir, GOOD)
         decisions[rule.rule] = _decide(study, evaluator, series, rule, best_dir)
-    assert decisions["any"].committed and not decisions["significant"].committed
+    assert decisions["any"].committed and not decisions["significant"].committed and not decisions["spa"].committed
     line = decisions["significant"].line
     assert "but not significant" in line and "the rule needs confidence >= 0.95" in line
-    assert decisions["any"].evidence == decisions["significant"].evidence  # the same runs, the same evidence
+    assert "the rule needs confidence >= 0.95 over the configs tried" in decisions["spa"].line
+    assert decisions["any"].evidence == decisions["significant"].evidence == decisions["spa"].evidence  # same runs
 
 
 def test_a_committed_config_that_loses_to_the_naive_forecast_is_flagged(workdir: Path) -> None:
@@ -167,9 +168,11 @@ def test_the_evidence_shows_in_every_place_a_decision_shows(workdir: Path) -> No
     evidence = record["evidence"]
     assert set(evidence) >= {"improvement", "se", "p_value", "confidence", "won", "windows"}
     assert evidence["windows"] == 250 and evidence["confidence"] >= 0.95 and evidence["improvement"] > 0
-    summary = Evidence(**{k: evidence[k] for k in Evidence.__dataclass_fields__}).summary()
+    summary = evidence_text(evidence)  # the paired evidence, then the SPA test over the configs tried
+    assert summary.startswith(Evidence(**{k: evidence[k] for k in Evidence.__dataclass_fields__}).summary())
+    assert f"; best of {evidence['spa']['configs']} configs: p=" in summary and evidence["spa"]["configs"] >= 2
     assert f"({summary})" in line and "of 250 windows" in line and "p=" in line and "±" in line
-    assert record["decision_line"] == line and record["rule"]["rule"] == "significant"
+    assert record["decision_line"] == line and record["rule"]["rule"] == "spa"
     entry = json.loads(HISTORY.read_text().splitlines()[-1])
     assert entry["evidence"] == evidence and entry["incumbent_params"] == BAD and entry["params"] == record["params"]
     assert json.loads(cli("best", "--model", "fhs", "--symbol", "BTCUSD", "--json").stdout)["evidence"] == evidence
@@ -179,6 +182,7 @@ def test_the_evidence_shows_in_every_place_a_decision_shows(workdir: Path) -> No
     study = optuna.load_study(study_name="fhs/BTCUSD", storage="sqlite:///studies/optuna.db")
     note = get_note(study)
     assert "Paired evidence over 250 validation windows" in note and summary in note
+    assert f"Hansen's SPA test over the {evidence['spa']['configs']} distinct configs tried" in note
     assert cli("report").exit_code == 0
     assert html.escape(summary) in Path("studies/report.html").read_text()
     launched = cli("launch", "--models", "fhs", "--symbols", "ETHUSD", "--trials", "4", "--save-summary", "s.json")

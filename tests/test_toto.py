@@ -15,9 +15,10 @@ import safetensors.torch
 import torch
 from scipy import stats
 
+from orchestrator.commit import _spa
 from orchestrator.data import Contexts, load_series, make_windows, synthetic_ohlcv, write_synthetic
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import Evaluator
+from orchestrator.evaluation import EncodeCache, Evaluator
 from orchestrator.models.base import Encoded, ForecastError, ModelOptions
 from orchestrator.models.toto import DEFAULT_WEIGHTS, TotoForecaster
 from orchestrator.objective import Objective
@@ -320,3 +321,39 @@ def test_compiled_encode_matches_eager_and_compiles_once_per_context_length(
                 torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5)
     info = compiled.info()
     assert info["compiled"] and info["compiles"] == 2 and info["recompiles"] == 0 and info["compile_seconds"] > 0
+
+
+def test_a_decision_rescores_the_configs_tried_with_one_encode_per_context_length(
+    forecaster: TotoForecaster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_synthetic(tmp_path, ["BTCUSD"], rows=300)
+    series = load_series(tmp_path, "BTCUSD")
+    windows = make_windows(series, 60, 20, 64)
+    one_key = sum(t.nelement() * t.element_size()
+                  for t in Evaluator(forecaster, series, windows, 0).encode({"context_length": 128}, "validation")[0].values())
+    evaluator = Evaluator(forecaster, series, windows, 0, EncodeCache(one_key))  # room for one encode only
+    tried = [(64, 128, "mean"), (128, 128, "median"), (64, 256, "median"), (128, 64, "mean"), (64, 64, "quantile_0.45")]
+    space = load_space(_space_file(tmp_path), TotoForecaster.params)
+    study = optuna.create_study(direction="minimize")
+    study.set_user_attr("seed", 0)
+    for value, (length, samples, name) in enumerate(tried):
+        params = {"context_length": length, "num_samples": samples, "aggregate": name}
+        distributions = {name: space.param(name).distribution for name in params}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+    incumbent = {"context_length": 128, "num_samples": 256, "aggregate": "mean"}
+    runs = range(2, 4)
+    candidate = evaluator.evaluate(study.best_trial.params, runs).window_errors
+    benchmark = evaluator.evaluate(incumbent, runs).window_errors
+    encoded, encode = [], forecaster.encode
+    monkeypatch.setattr(forecaster, "encode", lambda contexts, params: encoded.append(params["context_length"])
+                        or encode(contexts, params))
+    spa = _spa(study, study.best_trial, evaluator, runs, incumbent, candidate, benchmark, None)
+    assert spa.configs == spa.tried == 5 and 0 <= spa.p_value <= 1
+    # each context length encoded at most once; in the search order (64, 128, 64, 128) 64 is encoded twice
+    assert sorted(encoded) == sorted(set(encoded))
+
+
+def _space_file(tmp_path: Path) -> Path:
+    path = tmp_path / "toto.toml"
+    path.write_text(SMALL_SPACE)
+    return path

@@ -57,6 +57,20 @@ def test_an_explicit_rule_applies_to_a_resumed_study(workdir: Path) -> None:
     assert (settings["commit_rule"], settings["min_confidence"]) == ("significant", 0.9)
 
 
+def test_a_study_that_recorded_significant_keeps_it_and_new_studies_get_spa(workdir: Path) -> None:
+    for symbol, rule in (("BTCUSD", ("--commit-rule", "significant")), ("ETHUSD", ())):
+        assert cli("optimize", "--model", "fhs", "--symbol", symbol, "--trials", "3", *rule).exit_code == 0
+    for path in Path("configs/best").rglob("*.json*"):  # decide again on resume, to see which rule it uses
+        path.unlink()
+    resumed = cli("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "5")  # no flags
+    assert resumed.exit_code == 0, resumed.output
+    settings = optuna.load_study(study_name="fhs/BTCUSD", storage=STORAGE).user_attrs["settings"]
+    assert (settings["commit_rule"], settings["min_confidence"]) == ("significant", 0.95)
+    decision = json.loads(Path("configs/best/history.jsonl").read_text().splitlines()[-1])
+    assert (decision["study"], decision["rule"]["rule"]) == ("fhs/BTCUSD", "significant")
+    assert optuna.load_study(study_name="fhs/ETHUSD", storage=STORAGE).user_attrs["settings"]["commit_rule"] == "spa"
+
+
 def test_progress_is_a_line_per_tenth_of_the_target_off_a_terminal(workdir: Path) -> None:
     result = cli("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "20")
     assert result.exit_code == 0, result.output
