@@ -64,6 +64,12 @@ Compile = Annotated[Optional[bool], typer.Option("--compile/--no-compile",
                                                  help="torch.compile the encode  [default: on for CUDA]")]
 Fresh = Annotated[bool, typer.Option(show_default=False, help="Archive an existing study of the same model and "
                                                               "symbol; start anew  [default: off]")]
+LaunchSpace = Annotated[Optional[str], typer.Option(
+    "--space", metavar="FILE|MODEL=FILE,...", help="Search space replacing configs/spaces/<model>.toml, for every "
+    "model or per model (toto=toto.toml,kronos=k.toml)")]
+LaunchWeights = Annotated[Optional[str], typer.Option(
+    "--weights", metavar="ID|DIR|MODEL=ID|DIR,...", help="Model weights, for every model or per model "
+    "(toto=DIR,kronos=ID)")]
 Workers = Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes (one GPU each when several)")]
 SaveSummary = Annotated[Optional[Path], typer.Option(metavar="FILE", help="Write the summary as JSON")]
 StudyName = Annotated[str, typer.Option("--study", metavar="MODEL/SYMBOL", help="Study name")]
@@ -124,8 +130,8 @@ def launch(
     workers: Workers = 1,
     jobs_per_study: Annotated[int, typer.Option(min=1, metavar="N", help="Processes per study, each with its own "
                                                                         "sampler seed")] = 1,
-    save_summary: SaveSummary = None, space: SpaceFile = None, weights: Weights = None, tokenizer: Tokenizer = None,
-    compile: Compile = None, fresh: Fresh = False, **flags: Any,
+    save_summary: SaveSummary = None, space: LaunchSpace = None, weights: LaunchWeights = None,
+    tokenizer: Tokenizer = None, compile: Compile = None, fresh: Fresh = False, **flags: Any,
 ) -> None:
     """Many studies in parallel processes, with a live view.
 
@@ -141,10 +147,14 @@ def launch(
 
     settings = load_settings(flags)
     explicit = set(given(flags, settings))
-    options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
+    names = _split(models)
+    spaces, weights_of = _per_model(space, names, "--space"), _per_model(weights, names, "--weights")
+    options = {m: ModelOptions(device=settings.device, weights=weights_of[m], tokenizer=tokenizer, compile=compile)
+               for m in names}
     chosen = _split(symbols) if symbols else symbols_in(settings.data_dir)
-    jobs = [prepare(m, s, settings if fresh else resumed_settings(m, s, settings, explicit), options, space)
-            for m in _split(models) for s in chosen]
+    jobs = [prepare(m, s, settings if fresh else resumed_settings(m, s, settings, explicit), options[m],
+                    None if spaces[m] is None else Path(spaces[m]))
+            for m in names for s in chosen]
     for note in [*(note for job in jobs for note in job.notes), short_history_note(jobs)]:
         if note:
             out.print(note, highlight=False)
@@ -232,6 +242,20 @@ def commit(
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _per_model(value: str | None, models: list[str], flag: str) -> dict[str, str | None]:
+    """`flag VALUE` for every model, or `flag toto=A,kronos=B` per model (a model not named gets the default)."""
+    if value is None or "=" not in value:
+        return dict.fromkeys(models, value)
+    chosen: dict[str, str] = {}
+    for part in _split(value):
+        model, equals, item = (x.strip() for x in part.partition("="))
+        if not equals or model not in models or not item:
+            raise BadInput(f"{flag} {value!r}: {part!r} is not MODEL=VALUE for one of --models {','.join(models)}; "
+                           f"give one value for every model, or e.g. {models[0]}=VALUE")
+        chosen[model] = item
+    return {m: chosen.get(m) for m in models}
 
 
 def _finish(rows: list[dict[str, Any]], save_summary: Path | None) -> None:

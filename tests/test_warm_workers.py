@@ -181,3 +181,30 @@ def test_everything_a_worker_writes_goes_to_its_log(tmp_path: Path) -> None:
     for line in ("a print", "UserWarning: a Python warning", "an Optuna warning", "written to file descriptor 2",
                  "RuntimeError: a traceback"):
         assert line in text, line
+
+
+def test_a_mixed_launch_takes_weights_and_spaces_per_model(workdir: Path, tmp_path: Path) -> None:
+    """`--models fhs,toto` with a local Toto checkpoint: `--weights toto=DIR --space toto=FILE` reach only Toto (one
+    value for every model would hand Toto's weights and space to fhs), and one warm worker runs both models."""
+    weights = write_checkpoint(tmp_path / "toto", TINY)
+    (workdir / "toto.toml").write_text(SMALL_SPACE)
+    common = ("launch", "--models", "fhs,toto", "--symbols", "BTCUSD", "--workers", "1", "--trials", "3",
+              "--eval-runs", "1", "--confirm-runs", "1", "--device", "cpu", "--no-compile", "--no-transfer")
+    bad = cli_subprocess(*common, "--weights", f"kronos={weights}", cwd=workdir)
+    _, stderr = bad.communicate(timeout=300)
+    assert bad.returncode == 2 and "--weights" in stderr and "MODEL=VALUE for one of --models fhs,toto" in stderr
+    assert not (workdir / "studies").exists()
+    proc = cli_subprocess(*common, "--weights", f"toto={weights}", "--space", "toto=toto.toml",
+                          "--save-summary", "summary.json", cwd=workdir)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout + stderr
+    rows = {row["model"]: row for row in json.loads((workdir / "summary.json").read_text())}
+    assert rows["fhs"]["status"] == rows["toto"]["status"] == "committed"
+    storage = "sqlite:///studies/optuna.db"
+    toto = optuna.load_study(study_name="toto/BTCUSD", storage=storage)
+    assert toto.user_attrs["options"]["weights"] == str(weights)
+    assert {t.params["context_length"] for t in toto.trials} <= {64, 128}  # the given space, not the shipped one
+    fhs = optuna.load_study(study_name="fhs/BTCUSD", storage=storage)
+    assert fhs.user_attrs["options"]["weights"] is None and "ewma_halflife" in fhs.trials[0].params
+    pids = {pid for log in (workdir / "studies" / "logs").glob("*.log") for _, pid, _ in headers(log)}
+    assert len(pids) == 1  # one warm worker ran both models
