@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from orchestrator.commit import _write_atomic
+from orchestrator.records import write_atomic
 from orchestrator.errors import BadInput
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def write_champions(best_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path | 
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         symbols = {**read_champions(best_dir).get("symbols", {}), **complete}
-        _write_atomic(path, {"updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        write_atomic(path, {"updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                              "symbols": dict(sorted(symbols.items()))})
     return path, notes
 

@@ -299,7 +299,7 @@ def best(model: Model, symbol: Annotated[str, typer.Option(metavar="SYMBOL", hel
          as_json: Annotated[bool, typer.Option("--json", help="Print the committed JSON as is")] = False,
          **flags: Any) -> None:
     """The committed config of <model>/<SYMBOL>."""
-    from orchestrator.commit import best_path, read_config
+    from orchestrator.records import best_path, read_config
 
     settings = load_settings(flags)
     path = best_path(settings.best_dir, model, symbol)
@@ -451,7 +451,7 @@ def report(
 
     No server needed: the status table, optimisation histories, decision notes and plots, the champions per
     symbol (`orchestrator leaderboard`), all embedded."""
-    from orchestrator.dashboard import write_report
+    from orchestrator.report import write_report
 
     settings = load_settings(flags)
     path = write_report(settings.storage, out_file, settings.artifact_dir, settings.best_dir, archived)

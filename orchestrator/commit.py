@@ -1,12 +1,10 @@
-"""Incumbent configs: read, confirm candidate vs incumbent with paired evidence, commit atomically under a lock,
-and the history of every decision."""
+"""The commit protocol: the candidate and the incumbent scored on fresh confirm runs, the paired evidence and the SPA
+test over the configs tried, the rule, and the decision: made once, written under the config's lock, recorded in the
+history (the files themselves: records.py)."""
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,91 +16,18 @@ from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator import __version__
-from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
+from orchestrator.errors import UNSCORABLE, unscorable_reason
 from orchestrator.evidence import Evidence, SpaEvidence, evidence_text, paired_evidence, spa_evidence
-from orchestrator.symbols import check_symbol
+from orchestrator.records import (
+    DECISION, append_history, best_path, finite, read_config, read_history, write_atomic,
+)
 
 if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
     from orchestrator.evaluation import Evaluator
 
-HISTORY = "history.jsonl"
-DECISION = "decision"
-"""The `kind` of a history line that records a commit decision; a line without `kind` is one (DESIGN.md)."""
 UNSCORED = ("could not be scored (", "); replaced without a comparison")
 """`previous.error` of a committed file whose incumbent could not be scored: the reason goes between these."""
 RECOVERED = "; recorded late: the process that committed it stopped before it could add it to the history"
-
-
-def best_path(best_dir: Path, model: str, symbol: str) -> Path:
-    return Path(best_dir) / model / f"{check_symbol(symbol)}.json"
-
-
-def read_config(path: Path) -> dict[str, Any] | None:
-    """A committed config, None when there is none; BadInput when the file is corrupt (it is never overwritten)."""
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: unreadable incumbent ({exc}); fix it or move it away") from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadInput(
-            f"{path}: corrupt incumbent ({exc}); it was left untouched: fix it, or move it away to start without one"
-        ) from None
-    if not isinstance(record, dict) or not isinstance(record.get("params"), dict):
-        raise BadInput(
-            f"{path}: corrupt incumbent (no 'params' object); it was left untouched: fix it, or move it away"
-        )
-    return record
-
-
-def transfer_configs(best_dir: Path, model: str, symbol: str) -> list[tuple[str, dict[str, Any]]]:
-    """(symbol, params) of the model's committed configs for other symbols, newest first; unreadable ones skipped."""
-    found = []
-    for path in sorted((Path(best_dir) / model).glob("*.json")):
-        if path.stem == symbol:
-            continue
-        try:
-            record = read_config(path)
-        except BadInput:
-            continue
-        if record is not None:
-            found.append((str(record.get("committed_at", "")), path.stem, record["params"]))
-    return [(other, params) for _, other, params in sorted(found, key=lambda f: f[0], reverse=True)]
-
-
-def read_history(best_dir: Path) -> list[dict[str, Any]]:
-    """Every decision in `<best_dir>/history.jsonl`, oldest first. Lines of other kinds are skipped, and so is a line
-    that is not a whole JSON object (the torn tail of an append cut by a power loss)."""
-    try:
-        text = (Path(best_dir) / HISTORY).read_text()
-    except FileNotFoundError:
-        return []
-    entries = []
-    for line in text.splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and entry.get("kind", DECISION) == DECISION:
-            entries.append(entry)
-    return entries
-
-
-def append_history(best_dir: Path, entry: dict[str, Any]) -> None:
-    """Append one line under the history's own lock (one lock for every study of the best dir), fsynced.
-    After a torn tail the entry starts on a line of its own."""
-    path = Path(best_dir) / HISTORY
-    with FileLock(str(path) + ".lock"), open(path, "a+b") as history:
-        torn = False
-        if history.tell() > 0:
-            history.seek(-1, os.SEEK_END)
-            torn = history.read(1) != b"\n"
-        history.write((b"\n" if torn else b"") + json.dumps(entry, allow_nan=False).encode() + b"\n")
-        history.flush()
-        os.fsync(history.fileno())
 
 
 @dataclass(frozen=True)
@@ -314,14 +239,14 @@ def _decide_locked(study, best, evaluator, path, record, candidate, confirm_runs
     naive = (study.user_attrs.get("naive_mae") or {}).get("validation")
     recorded = None
     if evidence is not None:
-        recorded = {**_finite(evidence.to_dict()), "spa": _finite(spa.to_dict())}
+        recorded = {**finite(evidence.to_dict()), "spa": finite(spa.to_dict())}
     decision = Decision(
         study=study.study_name, trial=best.number, committed=committed, candidate=scores, incumbent=incumbent,
         path=str(path), time=now, evidence=recorded,
         rule={**asdict(rule), "describe": rule.describe()}, naive_mae=naive,
     )
     if committed:
-        _write_atomic(path, _config_record(study, best, decision, storage_label, provenance, now))
+        write_atomic(path, _config_record(study, best, decision, storage_label, provenance, now))
     attrs = study.user_attrs
     entry = _entry(decision, attrs.get("uid"), attrs["model"], attrs["symbol"], best.params,
                    None if record is None else record["params"], attrs["seed"], provenance)
@@ -397,22 +322,3 @@ def _config_record(study, best, decision: Decision, storage_label, provenance, n
         "committed_at": now,
         "version": __version__,
     }
-
-
-def _finite(values: dict[str, Any]) -> dict[str, Any]:
-    """Infinite or NaN floats as None: strict JSON has no Infinity."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
-
-
-def _write_atomic(path: Path, record: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, default=str, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -21,7 +21,7 @@ from rich import box
 from rich.table import Table
 
 from orchestrator import __version__
-from orchestrator.commit import _finite, read_config, read_history
+from orchestrator.records import finite, read_config, read_history
 from orchestrator.data import MIN_VALIDATION_WINDOWS, Series, Windows, check_symbol, load_series
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import Evaluator, naive_errors
@@ -310,7 +310,7 @@ def as_dict(board: Board) -> dict[str, Any]:
         if name != NAIVE:
             c = board.compared[name]
             row.update({
-                "evidence": _finite(r.evidence[name].to_dict()), "runs": board.runs[name], "config": str(c.path.resolve()),
+                "evidence": finite(r.evidence[name].to_dict()), "runs": board.runs[name], "config": str(c.path.resolve()),
                 "params": c.params, "study": (c.record.get("study") or {}).get("name"),
                 "committed_at": c.record.get("committed_at"), "selected_until": board.selected_until[name],
             })

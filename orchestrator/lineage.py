@@ -15,7 +15,7 @@ import pandas as pd
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from orchestrator.commit import HISTORY, read_history
+from orchestrator.records import HISTORY, read_history
 from orchestrator.data import Series
 from orchestrator.errors import BadInput
 

@@ -19,7 +19,7 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
-from orchestrator.commit import read_history
+from orchestrator.records import read_history
 from orchestrator.data import Series, Windows, load_series
 from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
 from orchestrator.evaluation import Evaluator, naive_errors

@@ -1,8 +1,8 @@
-"""Study lifecycle: naming, comparability, setup and resume, the run loop and its stop rules, and the commit step."""
+"""Study lifecycle: naming, comparability, setup and resume (grown data rolls forward), working a study to its
+target (the loop itself: runloop.py), and the commit step."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -10,27 +10,26 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage, fail_stale_trials
-from optuna.study import MaxTrialsCallback
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.commit import CommitRule, Decision, best_path, decide, read_config, transfer_configs
+from orchestrator.commit import CommitRule, Decision, decide
+from orchestrator.counts import Counts, counts
 from orchestrator.data import Series, Windows, check_symbol, csv_path, file_sha256, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
 from orchestrator.lineage import READING, archive, bars_marks, check_resumable, new_bars, set_up_attrs, stored_attrs
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
-from orchestrator.counts import Counts, counted, counts
-from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard
+from orchestrator.objective import Objective, TrialGuard
+from orchestrator.records import best_path, read_config, transfer_configs
+from orchestrator.runloop import best_number, run_to_target
 from orchestrator.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path, study_settings
 from orchestrator.space import Space, load_space
 from orchestrator.storage import (
-    check_storage_url, fail_orphaned_trials, open_storage, storage_exists, storage_label, sync_wal,
+    check_storage_url, open_storage, storage_exists, storage_label, sync_wal,
 )
 
-BOOKED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
-"""Trials that take a place of the target: finished, or running in some process."""
 ROLLED_CONFIGS = 5
 """A study rolled forward onto grown data enqueues (TPE) up to this many best distinct configs of the archived one."""
 
@@ -49,69 +48,6 @@ def comparability(job: Job, forecaster: Forecaster) -> dict[str, Any]:
         "eval_runs": settings.eval_runs, "space_hash": job.space.hash, "seed": settings.seed,
         "scoring_version": forecaster.scoring_version, "weights": forecaster.weights_id,
     }
-
-
-class Patience:
-    """Stops the study after `patience` finished trials without a new best value, counted from the study's trials
-    (whichever worker ran them; retried trials do not count)."""
-
-    def __init__(self, patience: int | None) -> None:
-        self.patience = patience
-        self.triggered = False
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.patience is None:
-            return
-        best = _best_number(study)
-        if best is None:
-            return
-        since = sum(1 for t in counted(study.get_trials(deepcopy=False)) if t.number > best and t.state.is_finished())
-        if since >= self.patience:
-            self.triggered = True
-            study.stop()
-
-
-def run_to_target(
-    study: optuna.Study,
-    storage: RDBStorage,
-    objective: Callable[[optuna.Trial], float],
-    target: int,
-    patience: int | None = None,
-    budget: float | None = None,
-    poll_seconds: float = 1.0,
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = (),
-) -> str:
-    """Run trials until the study holds `target` finished trials, or patience / the wall-clock budget stops it;
-    returns why it stopped.
-
-    A new trial is asked for only while finished + running trials are fewer than the target (Optuna's
-    `MaxTrialsCallback` counts them after each trial), so several workers on one study share the remainder instead
-    of each running all of it; a rare race for the last trial may add one more. Trials RUNNING in another process
-    are waited for; those of a dead process turn stale after the heartbeat's grace period, fail, and are retried
-    here, so no trial is left RUNNING and none is counted twice.
-    """
-    stopper = Patience(patience)
-    deadline = None if budget is None else time.monotonic() + budget
-    while True:
-        fail_stale_trials(study)
-        fail_orphaned_trials(study, storage)
-        now = counts(study)
-        if stopper.triggered:
-            return "patience"
-        if deadline is not None and time.monotonic() >= deadline:
-            return "budget"
-        need = target - now.finished - now.running
-        if need > 0:
-            timeout = None if deadline is None else deadline - time.monotonic()
-            # the callback counts every failure; those that do not count toward the target (retried) raise its limit
-            uncounted = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - now.failed
-            enough = MaxTrialsCallback(target + uncounted, states=BOOKED)
-            study.optimize(objective, n_trials=need, timeout=timeout, catch=TRIAL_FAILURES,
-                           callbacks=[lambda *_: sync_wal(storage), stopper, enough, *callbacks])  # trials on disk
-            continue
-        if now.running == 0:
-            return "target"
-        time.sleep(poll_seconds)
 
 
 @dataclass(frozen=True)
@@ -326,7 +262,7 @@ def work(
     decision = _decide(study, evaluator, job, record) if commit else None
     evaluator.cache.clear()
     sync_wal(storage)
-    best = _best_number(study)
+    best = best_number(study)
     line = decision.line if decision else f"NOT updating {job.name}: no trial completed"
     return Outcome(
         study=job.name, stopped=stopped, counts=counts(study),
@@ -415,10 +351,3 @@ def optimize(
     forecaster = create(job.model, job.options)  # missing weights are bad input: refused before anything is written
     done = setup(job, forecaster, fresh)
     return work(job, forecaster=forecaster, record=record, callbacks=callbacks), done
-
-
-def _best_number(study: optuna.Study) -> int | None:
-    try:
-        return study.best_trial.number
-    except ValueError:
-        return None

@@ -16,7 +16,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.commit import best_path, read_config
+from orchestrator.records import best_path, read_config
 from orchestrator.counts import tally
 from orchestrator.errors import BadInput
 from orchestrator.evidence import evidence_text

@@ -33,7 +33,8 @@ from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard
 from orchestrator.settings import Settings
 from orchestrator.space import load_space
 from orchestrator.storage import fail_orphaned_trials, open_storage
-from orchestrator.study import counts, run_to_target
+from orchestrator.counts import counts
+from orchestrator.runloop import run_to_target
 
 STORAGE = "sqlite:///studies/optuna.db"
 BEST = Path("configs/best/fhs/BTCUSD.json")

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 
 from conftest import REPO
 from orchestrator.cli import app
-from orchestrator.commit import Decision, read_history
+from orchestrator.commit import Decision
+from orchestrator.records import read_history
 from orchestrator.data import load_series, write_synthetic
 from orchestrator.errors import BadInput
 from orchestrator.evidence import paired_evidence

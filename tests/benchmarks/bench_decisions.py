@@ -178,7 +178,7 @@ class Recorder:
 def run_study(home: Path, data_dir: Path, symbol: str, incumbent: dict[str, Any], trial_counts: list[int],
               drop_missing: bool, forecaster, recorder: Recorder) -> list[dict[str, Any]]:
     """One real study through the library, decided at each trial count: decision, evidence, candidate, cost."""
-    from orchestrator.commit import read_history
+    from orchestrator.records import read_history
     from orchestrator.models.base import ModelOptions
     from orchestrator.settings import Settings
     from orchestrator.study import prepare, raise_target, setup, work

@@ -37,7 +37,8 @@ from orchestrator.objective import Objective, TrialGuard
 from orchestrator.settings import Settings
 from orchestrator.space import load_space
 from orchestrator.storage import open_storage
-from orchestrator.study import prepare, run_to_target, setup
+from orchestrator.runloop import run_to_target
+from orchestrator.study import prepare, setup
 
 CHEAP_SPACE = """
 [context_length]

@@ -59,7 +59,9 @@ from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, TrialT
 from orchestrator.sampling import make_pruner, make_sampler  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.storage import fail_orphaned_trials, open_storage  # noqa: E402
-from orchestrator.study import Patience, counts, prepare, run_to_target, setup  # noqa: E402
+from orchestrator.counts import counts  # noqa: E402
+from orchestrator.runloop import Patience, run_to_target  # noqa: E402
+from orchestrator.study import prepare, setup  # noqa: E402
 
 PROJECT_LOG_NDTR = _truncnorm._log_ndtr
 

@@ -1,0 +1,114 @@
+"""The files a commit leaves: committed configs (`<best_dir>/<model>/<SYMBOL>.json`: read, a corrupt one refused and
+never overwritten, written atomically) and the history of every decision (`<best_dir>/history.jsonl`: appended under
+a lock and fsynced, a torn tail skipped)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from orchestrator.errors import BadInput
+from orchestrator.symbols import check_symbol
+
+HISTORY = "history.jsonl"
+DECISION = "decision"
+"""The `kind` of a history line that records a commit decision; a line without `kind` is one (DESIGN.md)."""
+
+
+def best_path(best_dir: Path, model: str, symbol: str) -> Path:
+    return Path(best_dir) / model / f"{check_symbol(symbol)}.json"
+
+
+def read_config(path: Path) -> dict[str, Any] | None:
+    """A committed config, None when there is none; BadInput when the file is corrupt (it is never overwritten)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: unreadable incumbent ({exc}); fix it or move it away") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            f"{path}: corrupt incumbent ({exc}); it was left untouched: fix it, or move it away to start without one"
+        ) from None
+    if not isinstance(record, dict) or not isinstance(record.get("params"), dict):
+        raise BadInput(
+            f"{path}: corrupt incumbent (no 'params' object); it was left untouched: fix it, or move it away"
+        )
+    return record
+
+
+def transfer_configs(best_dir: Path, model: str, symbol: str) -> list[tuple[str, dict[str, Any]]]:
+    """(symbol, params) of the model's committed configs for other symbols, newest first; unreadable ones skipped."""
+    found = []
+    for path in sorted((Path(best_dir) / model).glob("*.json")):
+        if path.stem == symbol:
+            continue
+        try:
+            record = read_config(path)
+        except BadInput:
+            continue
+        if record is not None:
+            found.append((str(record.get("committed_at", "")), path.stem, record["params"]))
+    return [(other, params) for _, other, params in sorted(found, key=lambda f: f[0], reverse=True)]
+
+
+def read_history(best_dir: Path) -> list[dict[str, Any]]:
+    """Every decision in `<best_dir>/history.jsonl`, oldest first. Lines of other kinds are skipped, and so is a line
+    that is not a whole JSON object (the torn tail of an append cut by a power loss)."""
+    try:
+        text = (Path(best_dir) / HISTORY).read_text()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and entry.get("kind", DECISION) == DECISION:
+            entries.append(entry)
+    return entries
+
+
+def append_history(best_dir: Path, entry: dict[str, Any]) -> None:
+    """Append one line under the history's own lock (one lock for every study of the best dir), fsynced.
+    After a torn tail the entry starts on a line of its own."""
+    path = Path(best_dir) / HISTORY
+    with FileLock(str(path) + ".lock"), open(path, "a+b") as history:
+        torn = False
+        if history.tell() > 0:
+            history.seek(-1, os.SEEK_END)
+            torn = history.read(1) != b"\n"
+        history.write((b"\n" if torn else b"") + json.dumps(entry, allow_nan=False).encode() + b"\n")
+        history.flush()
+        os.fsync(history.fileno())
+
+
+def finite(values: dict[str, Any]) -> dict[str, Any]:
+    """Infinite or NaN floats as None: strict JSON has no Infinity."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+
+
+def write_atomic(path: Path, record: dict[str, Any]) -> None:
+    """Write `record` as strict JSON to `path` through a temp file and a rename, fsynced: readers see the old file or
+    the new one, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2, default=str, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
