@@ -98,7 +98,9 @@ def test_three_workers_one_killed_then_commit(workdir: Path, postgres_url: str) 
         assert proc.returncode == 0, out + err
         assert "run `orchestrator commit` to decide" in out
     trials = optuna.load_study(study_name="fhs/BTCUSD", storage=postgres_url).get_trials()
-    assert len(counted(trials)) == target
+    # two live workers may both take one of the last places (Optuna asks for a trial while fewer are booked): at most
+    # one COMPLETE trial more, never a failed surplus
+    assert target <= len(counted(trials)) <= target + 1
     assert len({t.number for t in trials}) == len(trials)
     assert all(t.state not in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     retries = [t for t in trials if "failed_trial" in t.system_attrs]
