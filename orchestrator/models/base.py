@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -111,6 +112,33 @@ COMPILE_ROWS = 32
 or 250 and 60) share one compiled shape per context length."""
 INDUCTOR_CACHE = Path("studies/inductor")
 """Inductor's on-disk cache (unless TORCHINDUCTOR_CACHE_DIR is set), so later processes reuse compiled code."""
+
+
+class CompileCounts:
+    """How often a function run on fixed shapes was compiled: compiles, their seconds, and recompiles of a shape
+    compiled before (Dynamo's frame counter), for `Forecaster.info`."""
+
+    def __init__(self) -> None:
+        self.compiles = 0
+        self.recompiles = 0
+        self.seconds = 0.0
+        self._shapes: set[tuple[int, ...]] = set()
+
+    def call(self, function: Callable[..., Any], first: torch.Tensor, *rest: Any) -> Any:
+        """`function(first, *rest)`, counted by the shape of `first`."""
+        frames = torch._dynamo.utils.counters["frames"]
+        shape = tuple(first.shape)
+        before, start = frames["ok"], time.perf_counter()
+        outputs = function(first, *rest)
+        if frames["ok"] > before:
+            self.compiles += 1
+            self.seconds += time.perf_counter() - start
+            self.recompiles += shape in self._shapes
+        self._shapes.add(shape)
+        return outputs
+
+    def info(self) -> dict[str, Any]:
+        return {"compile_seconds": round(self.seconds, 3), "compiles": self.compiles, "recompiles": self.recompiles}
 
 
 def close_batches(

@@ -10,7 +10,6 @@ samples are not replaced by 0: they fail the trial.
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +20,8 @@ import torch
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
 from orchestrator.models.base import (
-    INDUCTOR_CACHE, Encoded, Forecaster, ForecastError, ModelOptions, close_batches, weights_fingerprint,
+    INDUCTOR_CACHE, CompileCounts, Encoded, Forecaster, ForecastError, ModelOptions, close_batches,
+    weights_fingerprint,
 )
 
 DEFAULT_WEIGHTS = "Datadog/Toto-Open-Base-1.0"
@@ -54,10 +54,7 @@ class TotoForecaster(Forecaster):
             # Each context length is one shape; Dynamo's default of 8 shapes per function would fall back to eager.
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             self._next_step = torch.compile(self._next_step, dynamic=False)
-        self._shapes: set[tuple[int, ...]] = set()
-        self.compiles = 0
-        self.recompiles = 0
-        self.compile_seconds = 0.0
+        self.compile_counts = CompileCounts()
 
     def encode(self, contexts: Contexts, params: Mapping[str, Any]) -> Encoded:
         length, windows = int(params["context_length"]), contexts.windows
@@ -80,9 +77,7 @@ class TotoForecaster(Forecaster):
         return {
             "device": str(self.device),
             "compiled": self.compiled,
-            "compile_seconds": round(self.compile_seconds, 3),
-            "compiles": self.compiles,
-            "recompiles": self.recompiles,
+            **self.compile_counts.info(),
             "weights": self.weights,
         }
 
@@ -90,16 +85,7 @@ class TotoForecaster(Forecaster):
         """The next-step function; when compiled, counts compiles, their seconds, and recompiles of a known shape."""
         if not self.compiled:
             return self._next_step(series, observed)
-        frames = torch._dynamo.utils.counters["frames"]
-        shape = tuple(series.shape)
-        before, start = frames["ok"], time.perf_counter()
-        outputs = self._next_step(series, observed)
-        if frames["ok"] > before:
-            self.compiles += 1
-            self.compile_seconds += time.perf_counter() - start
-            self.recompiles += shape in self._shapes
-        self._shapes.add(shape)
-        return outputs
+        return self.compile_counts.call(self._next_step, series, observed)
 
 
 def _next_step_function(backbone: torch.nn.Module) -> NextStep:

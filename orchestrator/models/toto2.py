@@ -10,7 +10,6 @@ the point forecast of the trial's `aggregate` rule: no network call, no randomne
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,7 +21,8 @@ from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
 from orchestrator.evaluation import aggregate, parse_aggregate
 from orchestrator.models.base import (
-    INDUCTOR_CACHE, Encoded, Forecaster, ForecastError, ModelOptions, close_batches, weights_fingerprint,
+    INDUCTOR_CACHE, CompileCounts, Encoded, Forecaster, ForecastError, ModelOptions, close_batches,
+    weights_fingerprint,
 )
 
 DEFAULT_WEIGHTS = "Datadog/Toto-2.0-313m"
@@ -65,10 +65,7 @@ class Toto2Forecaster(Forecaster):
                 self._forecast(torch.ones(1, 1, patch, device=self.device), torch.ones(1, 1, patch, dtype=torch.bool,
                                                                                        device=self.device))
             self._forecast = torch.compile(self._forecast, dynamic=False)
-        self._shapes: set[tuple[int, ...]] = set()
-        self.compiles = 0
-        self.recompiles = 0
-        self.compile_seconds = 0.0
+        self.compile_counts = CompileCounts()
 
     @classmethod
     def check_space(cls, space: Any) -> None:
@@ -98,9 +95,7 @@ class Toto2Forecaster(Forecaster):
         return {
             "device": str(self.device),
             "compiled": self.compiled,
-            "compile_seconds": round(self.compile_seconds, 3),
-            "compiles": self.compiles,
-            "recompiles": self.recompiles,
+            **self.compile_counts.info(),
             "weights": self.weights,
         }
 
@@ -108,16 +103,7 @@ class Toto2Forecaster(Forecaster):
         """The forecast; when compiled, counts compiles, their seconds, and recompiles of a shape compiled before."""
         if not self.compiled:
             return self._forecast(series, observed)
-        frames = torch._dynamo.utils.counters["frames"]
-        shape = tuple(series.shape)
-        before, start = frames["ok"], time.perf_counter()
-        quantiles = self._forecast(series, observed)
-        if frames["ok"] > before:
-            self.compiles += 1
-            self.compile_seconds += time.perf_counter() - start
-            self.recompiles += shape in self._shapes
-        self._shapes.add(shape)
-        return quantiles
+        return self.compile_counts.call(self._forecast, series, observed)
 
 
 def point_forecast(quantiles: torch.Tensor, name: str) -> torch.Tensor:
