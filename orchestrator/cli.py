@@ -91,11 +91,11 @@ def optimize(model: Model, symbol: Symbol, space: SpaceFile = None, weights: Wei
     incumbent) on fresh runs and commits the candidate only on the evidence the rule asks for. A resumed study keeps
     the windows, runs, seed, data options and commit rule it was created with unless a flag sets them (another value
     for a setting that changes trial values needs --fresh)."""
-    from orchestrator.dashboard import record_decision
+    from orchestrator.views.dashboard import record_decision
     from orchestrator.models.base import ModelOptions
-    from orchestrator.progress import StudyProgress
-    from orchestrator.study import optimize as run, prepare, resumed_settings
-    from orchestrator.summary import short_history_note
+    from orchestrator.views.progress import StudyProgress
+    from orchestrator.lifecycle.study import optimize as run, prepare, resumed_settings
+    from orchestrator.views.summary import short_history_note
 
     settings = load_settings(flags)
     if not fresh:
@@ -140,10 +140,10 @@ def launch(
     recorded settings unless a flag sets them, as with `optimize`.
     """
     from orchestrator.data import symbols_in
-    from orchestrator.launcher import launch as run
+    from orchestrator.launch.launcher import launch as run
     from orchestrator.models.base import ModelOptions
-    from orchestrator.study import prepare, resumed_settings
-    from orchestrator.summary import short_history_note
+    from orchestrator.lifecycle.study import prepare, resumed_settings
+    from orchestrator.views.summary import short_history_note
 
     settings = load_settings(flags)
     explicit = set(given(flags, settings))
@@ -171,7 +171,7 @@ def resume(workers: Workers = 1, save_summary: SaveSummary = None, **flags: Any)
     Each runs to its recorded target with its recorded settings; the flags below replace recorded ones."""
     from dataclasses import replace
 
-    from orchestrator.launcher import launch as run, resumable_jobs
+    from orchestrator.launch.launcher import launch as run, resumable_jobs
 
     settings = load_settings(flags)
     explicit = given(flags, settings)
@@ -199,7 +199,7 @@ def worker(
     import secrets
 
     from orchestrator.models.base import create
-    from orchestrator.study import raise_target, recorded_job, work
+    from orchestrator.lifecycle.study import raise_target, recorded_job, work
 
     settings = load_settings(flags)
     job = recorded_job(study, settings, data_dir=data_dir, **given(flags, settings))
@@ -228,8 +228,8 @@ def commit(
     """Decide a study that workers ran; commit if the config wins.
 
     The commit protocol of `optimize`; the config is written on this machine."""
-    from orchestrator.dashboard import record_decision
-    from orchestrator.study import commit_study, recorded_job
+    from orchestrator.views.dashboard import record_decision
+    from orchestrator.lifecycle.study import commit_study, recorded_job
 
     settings = load_settings({**flags, "commit_rule": commit_rule, "min_confidence": min_confidence})
     job = recorded_job(study, settings, data_dir=data_dir, best_dir=settings.best_dir, commit_rule=commit_rule,
@@ -259,7 +259,7 @@ def _per_model(value: str | None, models: list[str], flag: str) -> dict[str, str
 
 
 def _finish(rows: list[dict[str, Any]], save_summary: Path | None) -> None:
-    from orchestrator.summary import summary_table
+    from orchestrator.views.summary import summary_table
 
     out.print()
     out.print(summary_table(rows), highlight=False)
@@ -280,7 +280,7 @@ def status(as_json: AsJson = False, archived: Archived = False, **flags: Any) ->
     Per study (--all: archived ones too): finished trials and target, the best trial's search MAE, the naive
     forecast's MAE, the config in use now (from --best-dir: its MAE when committed, which trial committed it, when)
     and the last decision with its evidence."""
-    from orchestrator.summary import STATUS_KEYS, status_table, summaries
+    from orchestrator.views.summary import STATUS_KEYS, status_table, summaries
 
     settings = load_settings(flags)
     rows = summaries(settings.storage, settings, archived)
@@ -299,7 +299,7 @@ def best(model: Model, symbol: Annotated[str, typer.Option(metavar="SYMBOL", hel
          as_json: Annotated[bool, typer.Option("--json", help="Print the committed JSON as is")] = False,
          **flags: Any) -> None:
     """The committed config of <model>/<SYMBOL>."""
-    from orchestrator.records import best_path, read_config
+    from orchestrator.decisions.records import best_path, read_config
 
     settings = load_settings(flags)
     path = best_path(settings.best_dir, model, symbol)
@@ -341,7 +341,7 @@ def scorecard(
 
     Scores every decision in the history on the bars that arrived after it: the committed config against the one
     it replaced (or a rejected candidate against the kept incumbent), same draws for both."""
-    from orchestrator.scorecard import as_dict, scorecard as score, summarize, tables
+    from orchestrator.decisions.scorecard import as_dict, scorecard as score, summarize, tables
 
     settings = load_settings(flags)
     notes: list[str] = []
@@ -381,8 +381,8 @@ def leaderboard(
 
     Every committed config and the naive forecast on bars none was selected on, the model confidence set, and the
     champion per symbol, written to <best-dir>/champions.json."""
-    from orchestrator.champions import read_champions, write_champions
-    from orchestrator.leaderboard import as_dict, leaderboard as score, tables
+    from orchestrator.decisions.champions import read_champions, write_champions
+    from orchestrator.decisions.leaderboard import as_dict, leaderboard as score, tables
 
     settings = load_settings(flags)
     read_champions(settings.best_dir)  # a corrupt file is refused before any scoring
@@ -431,7 +431,7 @@ def dashboard(
     **flags: Any,
 ) -> None:
     """Serve optuna-dashboard with the decision notes and plots."""
-    from orchestrator.dashboard import serve
+    from orchestrator.views.dashboard import serve
 
     settings = load_settings(flags)
     out.print(f"optuna-dashboard on http://{host}:{port} for {settings.storage} (Ctrl-C stops it)", highlight=False)
@@ -451,7 +451,7 @@ def report(
 
     No server needed: the status table, optimisation histories, decision notes and plots, the champions per
     symbol (`orchestrator leaderboard`), all embedded."""
-    from orchestrator.report import write_report
+    from orchestrator.views.report import write_report
 
     settings = load_settings(flags)
     path = write_report(settings.storage, out_file, settings.artifact_dir, settings.best_dir, archived)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator.commit import Decision
-from orchestrator.dashboard import record_decision
+from orchestrator.decisions.commit import Decision
+from orchestrator.views.dashboard import record_decision
 from orchestrator.data import write_synthetic
 from orchestrator.models.base import ModelOptions
 from orchestrator.settings import Settings
-from orchestrator.study import optimize, prepare
+from orchestrator.lifecycle.study import optimize, prepare
 
 ROOT = Path("studies/demo")
 TREND = 0.003

@@ -16,10 +16,10 @@ from scipy import stats
 from statsmodels.stats.sandwich_covariance import S_hac_simple
 
 from conftest import cli, read_json
-from orchestrator.commit import CommitRule, decide
+from orchestrator.decisions.commit import CommitRule, decide
 from orchestrator.data import load_series, make_windows
-from orchestrator.evaluation import Evaluator
-from orchestrator.evidence import Evidence, evidence_text, newey_west_variance, paired_evidence
+from orchestrator.scoring.evaluation import Evaluator
+from orchestrator.scoring.evidence import Evidence, evidence_text, newey_west_variance, paired_evidence
 from orchestrator.models.base import ModelOptions, create
 
 BEST = Path("configs/best/fhs/BTCUSD.json")

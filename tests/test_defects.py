@@ -26,15 +26,15 @@ from typer.testing import CliRunner
 from conftest import REPO, trial_rows
 from orchestrator.cli import app
 from orchestrator.data import Contexts, load_series, make_windows, synthetic_ohlcv, write_synthetic
-from orchestrator.evaluation import Evaluator
+from orchestrator.scoring.evaluation import Evaluator
 from orchestrator.models.base import Encoded, Forecaster, ModelOptions
 from orchestrator.models.fhs import FHSForecaster
-from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard
+from orchestrator.search.objective import TRIAL_FAILURES, Objective, TrialGuard
 from orchestrator.settings import Settings
-from orchestrator.space import load_space
-from orchestrator.storage import fail_orphaned_trials, open_storage
-from orchestrator.counts import counts
-from orchestrator.runloop import run_to_target
+from orchestrator.search.space import load_space
+from orchestrator.storages.storage import fail_orphaned_trials, open_storage
+from orchestrator.storages.counts import counts
+from orchestrator.search.runloop import run_to_target
 
 STORAGE = "sqlite:///studies/optuna.db"
 BEST = Path("configs/best/fhs/BTCUSD.json")

@@ -12,10 +12,11 @@ import torch
 from scipy import stats
 
 from orchestrator.data import load_series, make_windows, write_synthetic
-from orchestrator.evaluation import EncodeCache, Evaluator, aggregate, parse_aggregate, return_mae
+from orchestrator.models.aggregate import aggregate, parse_aggregate
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator, return_mae
 from orchestrator.models.base import ModelOptions, create
-from orchestrator.objective import Objective
-from orchestrator.space import load_space
+from orchestrator.search.objective import Objective
+from orchestrator.search.space import load_space
 
 SPACES = sorted((Path(__file__).resolve().parent.parent / "configs" / "spaces").glob("*.toml"))
 SHIPPED = sorted({c for f in SPACES for c in tomllib.loads(f.read_text()).get("aggregate", {}).get("choices", [])})

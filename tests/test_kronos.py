@@ -26,7 +26,7 @@ from orchestrator.data import (
     write_synthetic,
 )
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import EncodeCache, Evaluator
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator
 from orchestrator.models import filtered_draws, kronos
 from orchestrator.models.base import ForecastError, ModelOptions
 from orchestrator.models.kronos import KronosForecaster

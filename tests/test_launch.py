@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 from conftest import cli, cli_subprocess
 from orchestrator.data import write_synthetic
 from orchestrator.models.base import ModelOptions, create
-from orchestrator.counts import counted
+from orchestrator.storages.counts import counted
 from orchestrator.settings import load_settings
-from orchestrator.study import prepare, setup, work
+from orchestrator.lifecycle.study import prepare, setup, work
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
 STORAGE = "sqlite:///studies/optuna.db"

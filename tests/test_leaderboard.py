@@ -20,9 +20,9 @@ from conftest import FAST_CONFIG, cli, read_json
 from test_toto import TINY, write_checkpoint
 
 from orchestrator.data import Windows, load_series, write_synthetic
-from orchestrator.evaluation import Evaluator, naive_errors
-from orchestrator.evidence import paired_evidence
-from orchestrator.leaderboard import MCS_REPS, NAIVE, rank
+from orchestrator.scoring.evaluation import Evaluator, naive_errors
+from orchestrator.scoring.evidence import paired_evidence
+from orchestrator.decisions.leaderboard import MCS_REPS, NAIVE, rank
 from orchestrator.models.base import ModelOptions, create
 from orchestrator.models.fhs import FHSForecaster
 

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from conftest import cli, cli_subprocess, trial_rows
 from orchestrator.data import synthetic_ohlcv
-from orchestrator.counts import counted
+from orchestrator.storages.counts import counted
 
 DB = Path("studies/optuna.db")
 STORAGE = f"sqlite:///{DB}"

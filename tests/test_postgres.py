@@ -20,7 +20,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from conftest import cli, cli_subprocess
-from orchestrator.counts import counted
+from orchestrator.storages.counts import counted
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 SLOW_SPACE = """

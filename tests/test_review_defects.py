@@ -24,11 +24,11 @@ from typer.testing import CliRunner
 
 from conftest import REPO
 from orchestrator.cli import app
-from orchestrator.commit import Decision
-from orchestrator.records import read_history
+from orchestrator.decisions.commit import Decision
+from orchestrator.decisions.records import read_history
 from orchestrator.data import load_series, write_synthetic
 from orchestrator.errors import BadInput
-from orchestrator.evidence import paired_evidence
+from orchestrator.scoring.evidence import paired_evidence
 
 STORAGE = "sqlite:///studies/optuna.db"
 BEST = Path("configs/best/fhs/BTCUSD.json")
@@ -73,7 +73,7 @@ def refusal(tmp_path: Path, text: str) -> str:
 
 KILLED_COMMIT = """
 import json, os, sys
-import orchestrator.commit as commit
+import orchestrator.decisions.commit as commit
 
 def die(best_dir, entry):
     '''The process dies after writing the config, before (or while) appending the history line.'''
@@ -251,7 +251,7 @@ def test_a_statistics_error_never_replaces_the_incumbent(workdir: Path, monkeypa
     def broken(candidate, incumbent):
         raise ValueError("a statistics bug")
 
-    monkeypatch.setattr("orchestrator.commit.paired_evidence", broken)
+    monkeypatch.setattr("orchestrator.decisions.commit.paired_evidence", broken)
     result = run_cli(*FHS)
     assert result.exit_code == 1 and isinstance(result.exception, ValueError), shown(result)
     assert BEST.read_bytes() == before and not HISTORY.exists()

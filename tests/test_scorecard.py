@@ -10,9 +10,9 @@ import pytest
 
 from conftest import cli
 from orchestrator.data import Windows, load_series
-from orchestrator.evaluation import Evaluator
+from orchestrator.scoring.evaluation import Evaluator
 from orchestrator.models.base import ModelOptions, create
-from orchestrator.scorecard import Score
+from orchestrator.decisions.scorecard import Score
 
 GOOD = {"context_length": 128, "ewma_halflife": 20.0, "drift": False, "num_samples": 1024, "aggregate": "median"}
 BAD = {"context_length": 32, "ewma_halflife": 2.0, "drift": True, "num_samples": 64, "aggregate": "quantile_0.1"}

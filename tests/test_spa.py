@@ -13,10 +13,10 @@ import pytest
 from arch.bootstrap import SPA, StationaryBootstrap, optimal_block_length
 from optuna.trial import TrialState
 
-from orchestrator.commit import CommitRule, decide, tried_configs
+from orchestrator.decisions.commit import CommitRule, decide, tried_configs
 from orchestrator.data import load_series, make_windows
-from orchestrator.evaluation import Evaluator
-from orchestrator.evidence import paired_evidence, spa_evidence, stationary_bootstrap_variance
+from orchestrator.scoring.evaluation import Evaluator
+from orchestrator.scoring.evidence import paired_evidence, spa_evidence, stationary_bootstrap_variance
 from orchestrator.models.base import ModelOptions, create
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import optuna
 
-from orchestrator.space import load_space
+from orchestrator.search.space import load_space
 
 SPACE = """
 [filter]

@@ -15,14 +15,14 @@ import safetensors.torch
 import torch
 from scipy import stats
 
-from orchestrator.commit import _spa
+from orchestrator.decisions.commit import _spa
 from orchestrator.data import Contexts, load_series, make_windows, synthetic_ohlcv, write_synthetic
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import EncodeCache, Evaluator
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator
 from orchestrator.models.base import Encoded, ForecastError, ModelOptions
 from orchestrator.models.toto import DEFAULT_WEIGHTS, TotoForecaster
-from orchestrator.objective import Objective
-from orchestrator.space import load_space
+from orchestrator.search.objective import Objective
+from orchestrator.search.space import load_space
 
 TINY = {  # 152k parameters; the full model's layout at toy size
     "patch_size": 16, "stride": 16, "embed_dim": 64, "num_layers": 2, "num_heads": 4, "mlp_hidden_dim": 128,

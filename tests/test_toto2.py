@@ -18,11 +18,11 @@ import torch
 from conftest import cli, read_json
 from orchestrator.data import Contexts, load_series, make_windows, synthetic_ohlcv, write_synthetic
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import Evaluator
+from orchestrator.scoring.evaluation import Evaluator
 from orchestrator.models.base import ModelOptions
 from orchestrator.models.toto2 import DEFAULT_WEIGHTS, FORECAST_OPTIONS, Toto2Forecaster, point_forecast
-from orchestrator.objective import Objective
-from orchestrator.space import load_space
+from orchestrator.search.objective import Objective
+from orchestrator.search.space import load_space
 
 TINY = {  # 62k parameters; the published checkpoints' flags (rotary xPos, per-dim scale, attention bias) at toy size
     "patch_size": 16, "d_model": 32, "num_heads": 2, "num_layers": 2, "layer_group_size": 2,

@@ -20,11 +20,11 @@ import pytest
 
 from conftest import cli_subprocess
 from orchestrator.data import write_synthetic
-from orchestrator.evaluation import EncodeCache
-from orchestrator.launch_worker import run
+from orchestrator.scoring.evaluation import EncodeCache
+from orchestrator.launch.worker import run
 from orchestrator.models.base import ModelOptions, create
 from orchestrator.settings import load_settings
-from orchestrator.study import prepare, setup
+from orchestrator.lifecycle.study import prepare, setup
 from test_launch import assert_exactly_at_target
 from test_toto import SMALL_SPACE, TINY, write_checkpoint
 
@@ -161,7 +161,7 @@ def test_a_worker_keeps_each_model_it_loaded_and_releases_each_studys_cache(
 WRITES = """
 import os, sys, warnings
 import optuna
-from orchestrator.launch_worker import log_to
+from orchestrator.launch.worker import log_to
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 log_to(__import__("pathlib").Path(sys.argv[1]))
 print("a print")

@@ -1,5 +1,8 @@
 """OHLCV data: reading and validating CSVs (`read`), the scored windows and model contexts (`windows`), and
-generated bars (`synthetic`). The public names are re-exported here."""
+generated bars (`synthetic`). The public names are re-exported here.
+
+Imports: the base modules (`errors`, `symbols`).
+"""
 
 from orchestrator.data.read import (
     ALL_COLUMNS, PRICE_COLUMNS, TIME_COLUMNS, Series, canonical, check_symbol, csv_path, file_sha256, load_series,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from orchestrator.records import write_atomic
+from orchestrator.decisions.records import write_atomic
 from orchestrator.errors import BadInput
 
 if TYPE_CHECKING:

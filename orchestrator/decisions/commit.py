@@ -17,13 +17,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator import __version__
 from orchestrator.errors import UNSCORABLE, unscorable_reason
-from orchestrator.evidence import Evidence, SpaEvidence, evidence_text, paired_evidence, spa_evidence
-from orchestrator.records import (
+from orchestrator.scoring.evidence import Evidence, SpaEvidence, evidence_text, paired_evidence, spa_evidence
+from orchestrator.decisions.records import (
     DECISION, append_history, best_path, finite, read_config, read_history, write_atomic,
 )
 
 if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
-    from orchestrator.evaluation import Evaluator
+    from orchestrator.scoring.evaluation import Evaluator
 
 UNSCORED = ("could not be scored (", "); replaced without a comparison")
 """`previous.error` of a committed file whose incumbent could not be scored: the reason goes between these."""

@@ -21,13 +21,13 @@ from rich import box
 from rich.table import Table
 
 from orchestrator import __version__
-from orchestrator.records import finite, read_config, read_history
+from orchestrator.decisions.records import finite, read_config, read_history
 from orchestrator.data import MIN_VALIDATION_WINDOWS, Series, Windows, check_symbol, load_series
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import Evaluator, naive_errors
-from orchestrator.evidence import Evidence, paired_evidence
+from orchestrator.scoring.evaluation import Evaluator, naive_errors
+from orchestrator.scoring.evidence import Evidence, paired_evidence
 from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
-from orchestrator.scorecard import _rows_then as rows_then
+from orchestrator.decisions.scorecard import rows_then
 
 NAIVE = "naive"
 MIN_WINDOWS = MIN_VALIDATION_WINDOWS

@@ -19,11 +19,11 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
-from orchestrator.records import read_history
+from orchestrator.decisions.records import read_history
 from orchestrator.data import Series, Windows, load_series
 from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
-from orchestrator.evaluation import Evaluator, naive_errors
-from orchestrator.evidence import Evidence, paired_evidence
+from orchestrator.scoring.evaluation import Evaluator, naive_errors
+from orchestrator.scoring.evidence import Evidence, paired_evidence
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 
 NAIVE = "naive zero return"
@@ -119,7 +119,7 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
     cls = forecaster_class(model)
     series = load_series(path.parent, symbol, cls.required_columns, cls.optional_columns, price=data["price"],
                          drop_missing=data["drop_missing"], dayfirst=data["dayfirst"])
-    rows = _rows_then(series, data)
+    rows = rows_then(series, data)
     if rows == series.rows:
         raise NotScored(f"no bars after {data['last_timestamp']} yet")
     options = entry["options"]
@@ -155,7 +155,7 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
                  old_label="incumbent" if old_params is not None else NAIVE, note=note)
 
 
-def _rows_then(series: Series, data: dict[str, Any]) -> int:
+def rows_then(series: Series, data: dict[str, Any]) -> int:
     """How many of today's rows the file had at the decision; BadInput if those bars are not the same any more."""
     last = pd.Timestamp(data["last_timestamp"])
     rows = int((series.frame["timestamp"] <= last).sum())  # timestamps are strictly increasing

@@ -1,7 +1,7 @@
 """Many studies through long-lived worker processes (one per GPU slot when several GPUs are visible), a live view and
 a summary.
 
-The parent owns a queue of (study, worker) jobs and at most `workers` worker processes (`launch_worker.py`), each
+The parent owns a queue of (study, worker) jobs and at most `workers` worker processes (`worker.py`), each
 running one job at a time and keeping its loaded models across jobs. A worker that dies is replaced; its job goes
 back on the queue (at most MAX_REQUEUES times) and its running trial is retried through the heartbeat.
 """
@@ -28,15 +28,15 @@ from rich.table import Table
 from orchestrator.errors import BadInput
 from orchestrator.models.base import create
 from orchestrator.settings import Settings
-from orchestrator.storage import open_storage, storage_exists, storage_label, study_names
-from orchestrator.counts import counts
-from orchestrator.summary import LaunchState, launch_summary, live_table, study_row
-from orchestrator.study import Job, check_setup, recorded_job, setup
+from orchestrator.storages.storage import open_storage, storage_exists, storage_label, study_names
+from orchestrator.storages.counts import counts
+from orchestrator.views.summary import LaunchState, launch_summary, live_table, study_row
+from orchestrator.lifecycle.study import Job, check_setup, recorded_job, setup
 
 MAX_REQUEUES = 2
 """A job whose worker died goes back on the queue at most this many times; then its study is reported failed, so a
 job that kills every worker it runs on (an out-of-memory kill, say) cannot loop."""
-WORKER = "import sys; sys.path[:] = {path!r}; from orchestrator.launch_worker import main; main()"
+WORKER = "import sys; sys.path[:] = {path!r}; from orchestrator.launch.worker import main; main()"
 """A worker's command (`python -c`): the parent's sys.path, as multiprocessing's spawn passes it, so that the worker
 imports the same code as the parent."""
 

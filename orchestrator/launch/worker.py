@@ -23,10 +23,10 @@ from pathlib import Path
 
 import optuna
 
-from orchestrator.dashboard import record_decision
+from orchestrator.views.dashboard import record_decision
 from orchestrator.errors import BadInput
 from orchestrator.models.base import Forecaster, ModelOptions, create
-from orchestrator.study import Job, work
+from orchestrator.lifecycle.study import Job, work
 
 Forecasters = dict[tuple[str, ModelOptions], Forecaster]
 

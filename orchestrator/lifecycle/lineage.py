@@ -15,7 +15,7 @@ import pandas as pd
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from orchestrator.records import HISTORY, read_history
+from orchestrator.decisions.records import HISTORY, read_history
 from orchestrator.data import Series
 from orchestrator.errors import BadInput
 

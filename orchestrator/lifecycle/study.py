@@ -13,20 +13,20 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.commit import CommitRule, Decision, decide
-from orchestrator.counts import Counts, counts
+from orchestrator.decisions.commit import CommitRule, Decision, decide
+from orchestrator.storages.counts import Counts, counts
 from orchestrator.data import Series, Windows, check_symbol, csv_path, file_sha256, load_series, make_windows
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import EncodeCache, Evaluator, naive_mae
-from orchestrator.lineage import READING, archive, bars_marks, check_resumable, new_bars, set_up_attrs, stored_attrs
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator, naive_mae
+from orchestrator.lifecycle.lineage import READING, archive, bars_marks, check_resumable, new_bars, set_up_attrs, stored_attrs
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
-from orchestrator.objective import Objective, TrialGuard
-from orchestrator.records import best_path, read_config, transfer_configs
-from orchestrator.runloop import best_number, run_to_target
-from orchestrator.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
+from orchestrator.search.objective import Objective, TrialGuard
+from orchestrator.decisions.records import best_path, read_config, transfer_configs
+from orchestrator.search.runloop import best_number, run_to_target
+from orchestrator.search.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path, study_settings
-from orchestrator.space import Space, load_space
-from orchestrator.storage import (
+from orchestrator.search.space import Space, load_space
+from orchestrator.storages.storage import (
     check_storage_url, open_storage, storage_exists, storage_label, sync_wal,
 )
 

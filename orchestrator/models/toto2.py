@@ -19,7 +19,7 @@ import torch
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import aggregate, parse_aggregate
+from orchestrator.models.aggregate import aggregate, parse_aggregate
 from orchestrator.models.base import (
     INDUCTOR_CACHE, CompileCounts, Encoded, Forecaster, ForecastError, ModelOptions, close_batches,
     weights_fingerprint,

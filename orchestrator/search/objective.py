@@ -15,9 +15,9 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.evaluation import Evaluator
+from orchestrator.scoring.evaluation import Evaluator
 from orchestrator.models.base import ForecastError
-from orchestrator.space import Space
+from orchestrator.search.space import Space
 
 
 class TrialTimeout(Exception):

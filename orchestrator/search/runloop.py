@@ -11,9 +11,9 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.counts import counted, counts
-from orchestrator.objective import TRIAL_FAILURES
-from orchestrator.storage import fail_orphaned_trials, sync_wal
+from orchestrator.storages.counts import counted, counts
+from orchestrator.search.objective import TRIAL_FAILURES
+from orchestrator.storages.storage import fail_orphaned_trials, sync_wal
 
 BOOKED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 """Trials that take a place of the target: finished, or running in some process."""

@@ -15,8 +15,8 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.settings import Settings
-from orchestrator.space import Space
-from orchestrator.storage import study_names
+from orchestrator.search.space import Space
+from orchestrator.storages.storage import study_names
 
 # Optuna 5's TPE computes log(ndtr(x)) one element at a time in Python (np.frompyfunc over a scalar function): at 1000
 # trials of the fhs space (two log-int params) that is ~45 ms of a trial's ~60 ms of sampling. scipy's ufunc computes

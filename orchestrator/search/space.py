@@ -26,7 +26,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from orchestrator.errors import BadInput
-from orchestrator.evaluation import parse_aggregate
+from orchestrator.models.aggregate import parse_aggregate
 
 _KEYS = {
     "int": {"type", "low", "high", "log", "step", "when"},

@@ -15,15 +15,15 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from orchestrator.errors import BadInput
-from orchestrator.evidence import evidence_text
+from orchestrator.scoring.evidence import evidence_text
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from optuna.storages import RDBStorage
 
-    from orchestrator.commit import Decision
-    from orchestrator.evaluation import Evaluator
+    from orchestrator.decisions.commit import Decision
+    from orchestrator.scoring.evaluation import Evaluator
 
 SPLITS = ("validation", "test")
 CONTEXT_BARS = 20
@@ -93,7 +93,7 @@ def record_decision(
 
 def open_existing(url: str) -> RDBStorage:
     """The storage at `url`; BadInput when it is not a URL or a SQLite file that does not exist (none is created)."""
-    from orchestrator.storage import check_storage_url, open_storage, storage_exists, storage_label
+    from orchestrator.storages.storage import check_storage_url, open_storage, storage_exists, storage_label
 
     check_storage_url(url)
     if not storage_exists(url):

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.counts import counted
+from orchestrator.storages.counts import counted
 
 if TYPE_CHECKING:
-    from orchestrator.study import Job
+    from orchestrator.lifecycle.study import Job
 
 
 class StudyProgress:

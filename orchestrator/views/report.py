@@ -17,7 +17,7 @@ from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
-from orchestrator.dashboard import open_existing, png
+from orchestrator.views.dashboard import open_existing, png
 from orchestrator.settings import Settings
 
 
@@ -27,8 +27,8 @@ def write_report(
     """Write one self-contained HTML page on every current study in the storage (and every archived one with
     `archived`; PNGs inlined, no external URLs); the config in use per study and the champions per symbol
     (`champions.json`) are read from `best_dir`."""
-    from orchestrator.storage import storage_label
-    from orchestrator.summary import summaries
+    from orchestrator.storages.storage import storage_label
+    from orchestrator.views.summary import summaries
 
     storage = open_existing(storage_url)
     rows = summaries(storage_url, Settings(best_dir=best_dir), archived)
@@ -48,7 +48,7 @@ def write_report(
 
 def _summary_table(rows: list[dict[str, Any]]) -> str:
     """The rows of `status`, as a table."""
-    from orchestrator.summary import decision_text, in_use_text
+    from orchestrator.views.summary import decision_text, in_use_text
 
     headers = ("study", "trials", "search MAE (best trial)", "naive MAE", "in use (validation MAE, committed by, on)",
                "last decision (MAE change ± se, p, windows won)")
@@ -65,7 +65,7 @@ def _summary_table(rows: list[dict[str, Any]]) -> str:
 def _champions_section(best_dir: Path) -> str:
     """Which model per symbol (`orchestrator leaderboard`): an overview across symbols, then per symbol the models'
     MAE with error bars against the naive line, confidence-set members highlighted, and the numbers."""
-    from orchestrator.champions import CHAMPIONS, overview_figure, read_champions, symbol_figure
+    from orchestrator.decisions.champions import CHAMPIONS, overview_figure, read_champions, symbol_figure
 
     rows = list(read_champions(best_dir).get("symbols", {}).values())
     parts = ['<section id="champions"><h2>Champions: which model for each symbol</h2>']

@@ -16,15 +16,15 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.records import best_path, read_config
-from orchestrator.counts import tally
+from orchestrator.decisions.records import best_path, read_config
+from orchestrator.storages.counts import tally
 from orchestrator.errors import BadInput
-from orchestrator.evidence import evidence_text
+from orchestrator.scoring.evidence import evidence_text
 from orchestrator.settings import Settings
-from orchestrator.storage import check_storage_url, open_storage, storage_exists, study_names
+from orchestrator.storages.storage import check_storage_url, open_storage, storage_exists, study_names
 
 if TYPE_CHECKING:
-    from orchestrator.study import Job
+    from orchestrator.lifecycle.study import Job
 
 STATUS_KEYS = ("study", "model", "symbol", "complete", "pruned", "failed", "running", "target", "best_value",
                "incumbent_value", "naive_mae", "committed", "evidence", "beats_naive", "decision", "incumbent")

@@ -39,7 +39,7 @@ def build_storage(root: Path, studies: int, trials: int) -> str:
     from orchestrator.data import write_synthetic
     from orchestrator.models.base import ModelOptions
     from orchestrator.settings import Settings
-    from orchestrator.study import optimize, prepare
+    from orchestrator.lifecycle.study import optimize, prepare
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     write_synthetic(root / "data", ["SYM00"], rows=300)

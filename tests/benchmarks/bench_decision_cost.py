@@ -12,7 +12,7 @@ Then the decision's parts, timed in this process, each on a fresh Evaluator (col
 encodes again) and once more on the same Evaluator (warm: every encode cached, as in the worker that ran the
 trials when its cache holds them):
   paired   the candidate (validation + test) and the incumbent scored on the confirm runs: the decision before SPA
-  spa      every other distinct complete config rescored on the confirm runs and the SPA test (orchestrator.commit._spa)
+  spa      every other distinct complete config rescored on the confirm runs and the SPA test (orchestrator.decisions.commit._spa)
 Reported with the configs rescored, the distinct encode keys among them, and the study's median trial seconds.
 """
 
@@ -32,12 +32,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from orchestrator.commit import _score, _spa, tried_configs  # noqa: E402
+from orchestrator.decisions.commit import _score, _spa, tried_configs  # noqa: E402
 from orchestrator.data import write_synthetic  # noqa: E402
-from orchestrator.evaluation import EncodeCache, Evaluator  # noqa: E402
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator  # noqa: E402
 from orchestrator.models.base import ModelOptions, create  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
-from orchestrator.study import prepare, setup, work  # noqa: E402
+from orchestrator.lifecycle.study import prepare, setup, work  # noqa: E402
 
 INCUMBENTS = {
     "fhs": {"context_length": 256, "ewma_halflife": 20.0, "drift": False, "num_samples": 512, "aggregate": "median"},

@@ -30,7 +30,7 @@ Setup
   candidate is better and Hansen's SPA p-value of the largest statistic (some config beats the incumbent, not
   necessarily the candidate) is at most 0.05. `... best M` (for `--bounds`): the SPA test over only the best M
   configs by search value, on the same rescored errors (the benchmark records the matrix the library tests, by
-  wrapping `orchestrator.commit.spa_evidence`), i.e. what `spa_configs = M` would decide.
+  wrapping `orchestrator.decisions.commit.spa_evidence`), i.e. what `spa_configs = M` would decide.
 - Forward scoring: candidate (the study's best trial) and incumbent on the 250 future bars, `--forward-runs` runs
   (16), one seed for both (common random numbers). Forward change = candidate MAE / incumbent MAE - 1 (negative:
   the candidate is better); "worse" = a positive change.
@@ -153,12 +153,12 @@ class Recorder:
         return cls.installed
 
     def __init__(self) -> None:
-        import orchestrator.commit
-        import orchestrator.study
+        import orchestrator.decisions.commit
+        import orchestrator.lifecycle.study
 
         self.tested: tuple[np.ndarray, np.ndarray, int] | None = None
         self.seconds = 0.0
-        spa_evidence, decide = orchestrator.commit.spa_evidence, orchestrator.study.decide
+        spa_evidence, decide = orchestrator.decisions.commit.spa_evidence, orchestrator.lifecycle.study.decide
 
         def recording_spa(incumbent, configs, candidate, seed, **kwargs):
             self.tested = (incumbent, configs, seed)
@@ -171,17 +171,17 @@ class Recorder:
             finally:
                 self.seconds = time.perf_counter() - start
 
-        orchestrator.commit.spa_evidence = recording_spa
-        orchestrator.study.decide = timed_decide
+        orchestrator.decisions.commit.spa_evidence = recording_spa
+        orchestrator.lifecycle.study.decide = timed_decide
 
 
 def run_study(home: Path, data_dir: Path, symbol: str, incumbent: dict[str, Any], trial_counts: list[int],
               drop_missing: bool, forecaster, recorder: Recorder) -> list[dict[str, Any]]:
     """One real study through the library, decided at each trial count: decision, evidence, candidate, cost."""
-    from orchestrator.records import read_history
+    from orchestrator.decisions.records import read_history
     from orchestrator.models.base import ModelOptions
     from orchestrator.settings import Settings
-    from orchestrator.study import prepare, raise_target, setup, work
+    from orchestrator.lifecycle.study import prepare, raise_target, setup, work
 
     write_incumbent(home / f"best{trial_counts[0]}", symbol, incumbent)  # the warm start: trial 0
     settings = Settings(data_dir=data_dir, storage=f"sqlite:///{home / 'optuna.db'}",
@@ -215,7 +215,7 @@ def spa_confidences(evidence: dict[str, Any], tested: tuple[np.ndarray, np.ndarr
                     bounds: list[int]) -> dict[str, dict[str, float]]:
     """1 - p of the library's SPA test ("candidate") and of Hansen's largest statistic ("any"), over all tested
     configs (as recorded by the decision) and over the best M of them (recomputed on the tested errors)."""
-    from orchestrator.evidence import spa_evidence
+    from orchestrator.scoring.evidence import spa_evidence
 
     def both(p_value: float, any_p_value: float | None) -> dict[str, float]:
         return {"candidate": 1.0 - p_value, "any": 1.0 - (p_value if any_p_value is None else any_p_value)}
@@ -234,7 +234,7 @@ def verdict(record: dict[str, Any], name: str) -> bool:
     confidences ("spa>=0.95 best 10": the spa rule at 0.95 over the best 10 configs)."""
     from types import SimpleNamespace
 
-    from orchestrator.commit import CommitRule
+    from orchestrator.decisions.commit import CommitRule
 
     head, _, bound = name.partition(" best ")
     kind, _, threshold = head.partition(">=")
@@ -250,7 +250,7 @@ def unit(args: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
 
     from orchestrator.data import Windows, load_series
-    from orchestrator.evaluation import Evaluator
+    from orchestrator.scoring.evaluation import Evaluator
     from orchestrator.models.base import ModelOptions, create
 
     torch.set_num_threads(args["threads"])
@@ -466,7 +466,7 @@ def main() -> None:
             "forward": "candidate vs incumbent on the future bars, common random numbers; change = candidate MAE / "
                        "incumbent MAE - 1",
             "incumbents": {"plausible": PLAUSIBLE, "poor": POOR[args.poor]}, "planted_better": {"poor": PLAUSIBLE},
-            "rules": "post hoc on each decision's recorded evidence with orchestrator.commit.CommitRule.passes; the "
+            "rules": "post hoc on each decision's recorded evidence with orchestrator.decisions.commit.CommitRule.passes; the "
                      "studies decided with commit_rule='spa' (its verdict asserted equal to the library's in every "
                      "decision); 'spa>=0.95 best M': the SPA test over the best M configs by search value only",
             "study_settings": "Settings defaults (TPE, 3 eval runs, 3 confirm runs, 250 validation and 60 test "

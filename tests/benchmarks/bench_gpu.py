@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
 from orchestrator.data import Contexts, load_series, make_windows, write_synthetic  # noqa: E402
-from orchestrator.evaluation import EncodeCache, Evaluator  # noqa: E402
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator  # noqa: E402
 from orchestrator.models.base import ModelOptions  # noqa: E402
 
 TOTO = dict(patch_size=64, stride=64, embed_dim=768, num_layers=12, num_heads=12, mlp_hidden_dim=3072, dropout=0.1,
@@ -385,7 +385,7 @@ import sys, time, json, torch
 sys.path.insert(0, %r)
 from pathlib import Path
 from orchestrator.data import load_series, make_windows
-from orchestrator.evaluation import Evaluator
+from orchestrator.scoring.evaluation import Evaluator
 from orchestrator.models.base import ModelOptions
 from orchestrator.models.toto import TotoForecaster
 from orchestrator.models.kronos import KronosForecaster

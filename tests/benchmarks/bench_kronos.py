@@ -2,7 +2,7 @@
 
 Default: seconds per trial, the KronosPredictor.predict loop (per window, per run) vs this project's Kronos trial.
 One process, the same windows, runs, sample_count and sampling params on both sides. The trial goes through
-orchestrator.evaluation.Evaluator: cold (encode + sampling) and warm (a sampling-only change: the encode is cached).
+orchestrator.scoring.evaluation.Evaluator: cold (encode + sampling) and warm (a sampling-only change: the encode is cached).
 
 --sampling: warm-trial cost of the sampling path of scoring version 1 (kept below: the full s2 table at encode,
 torch.multinomial over filtered rows, a dense [windows, V1 * V2] decoded memo) vs the current one, side by side on
@@ -40,14 +40,9 @@ from kronos_finance._vendor.kronos_model import Kronos, KronosPredictor, KronosT
 from kronos_finance._vendor.kronos_model.kronos import top_k_top_p_filtering
 
 from orchestrator.data import Contexts, load_series, make_windows, write_synthetic
-from orchestrator.evaluation import (
-    EncodeCache,
-    Evaluator,
-    aggregate,
-    return_mae,
-    run_seed,
-)
 from orchestrator.models import kronos
+from orchestrator.models.aggregate import aggregate
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator, return_mae, run_seed
 from orchestrator.models.base import Encoded, ModelOptions
 from orchestrator.models.kronos import KronosForecaster
 

@@ -30,15 +30,15 @@ import optuna
 from rich.console import Console
 
 from orchestrator.data import write_synthetic
-from orchestrator.evaluation import Evaluator
-from orchestrator.launcher import launch
+from orchestrator.scoring.evaluation import Evaluator
+from orchestrator.launch.launcher import launch
 from orchestrator.models.base import ModelOptions, create
-from orchestrator.objective import Objective, TrialGuard
+from orchestrator.search.objective import Objective, TrialGuard
 from orchestrator.settings import Settings
-from orchestrator.space import load_space
-from orchestrator.storage import open_storage
-from orchestrator.runloop import run_to_target
-from orchestrator.study import prepare, setup
+from orchestrator.search.space import load_space
+from orchestrator.storages.storage import open_storage
+from orchestrator.search.runloop import run_to_target
+from orchestrator.lifecycle.study import prepare, setup
 
 CHEAP_SPACE = """
 [context_length]

@@ -51,9 +51,9 @@ import torch
 from arch.bootstrap import MCS
 
 from orchestrator.data import Contexts, Series, Windows
-from orchestrator.evaluation import Evaluator, naive_errors
-from orchestrator.evidence import paired_evidence
-from orchestrator.leaderboard import MCS_REPS, NAIVE, rank
+from orchestrator.scoring.evaluation import Evaluator, naive_errors
+from orchestrator.scoring.evidence import paired_evidence
+from orchestrator.decisions.leaderboard import MCS_REPS, NAIVE, rank
 from orchestrator.models.base import Encoded, Forecaster, ModelOptions
 from orchestrator.models.fhs import FHSForecaster
 

@@ -35,7 +35,7 @@ TRIAL_TABLES = ("trial_params", "trial_values", "trial_intermediate_values", "tr
 LISTING = """
 import json, sys, time
 from orchestrator.settings import Settings
-from orchestrator.summary import summaries
+from orchestrator.views.summary import summaries
 start = time.perf_counter()
 rows = summaries(sys.argv[1], Settings(), *(True for _ in sys.argv[2:]))
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": len(rows)}))
@@ -46,7 +46,7 @@ def current_studies(root: Path, trials: int) -> str:
     from orchestrator.data import write_synthetic
     from orchestrator.models.base import ModelOptions
     from orchestrator.settings import Settings
-    from orchestrator.study import optimize, prepare
+    from orchestrator.lifecycle.study import optimize, prepare
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     write_synthetic(root / "data", SYMBOLS, rows=700)

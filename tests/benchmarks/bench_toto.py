@@ -27,11 +27,12 @@ import safetensors.torch
 import torch
 
 from orchestrator.data import Contexts, Series, Windows, load_series, make_windows, write_synthetic
-from orchestrator.evaluation import EncodeCache, Evaluator, aggregate, return_mae, run_seed
+from orchestrator.models.aggregate import aggregate
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator, return_mae, run_seed
 from orchestrator.models.base import ModelOptions
 from orchestrator.models.toto import TotoForecaster
-from orchestrator.objective import Objective
-from orchestrator.space import load_space
+from orchestrator.search.objective import Objective
+from orchestrator.search.space import load_space
 
 SPACE = Path(__file__).resolve().parents[2] / "configs" / "spaces" / "toto.toml"
 COMMON = {

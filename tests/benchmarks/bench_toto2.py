@@ -27,11 +27,11 @@ import optuna
 import torch
 
 from orchestrator.data import Series, Windows, load_series, make_windows, write_synthetic
-from orchestrator.evaluation import EncodeCache, Evaluator, return_mae
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator, return_mae
 from orchestrator.models.base import ModelOptions
 from orchestrator.models.toto2 import FORECAST_OPTIONS, Toto2Forecaster
-from orchestrator.objective import Objective
-from orchestrator.space import load_space
+from orchestrator.search.objective import Objective
+from orchestrator.search.space import load_space
 
 SPACE = Path(__file__).resolve().parents[2] / "configs" / "spaces" / "toto2.toml"
 PUBLISHED = {  # the flags every published Toto-2.0 config.json shares

@@ -51,17 +51,17 @@ from optuna.trial import TrialState  # noqa: E402
 
 import orchestrator  # noqa: E402
 from orchestrator.data import write_synthetic  # noqa: E402
-from orchestrator.evaluation import EncodeCache, Evaluator  # noqa: E402
+from orchestrator.scoring.evaluation import EncodeCache, Evaluator  # noqa: E402
 from orchestrator.models.base import ModelOptions, create  # noqa: E402
 from orchestrator.models.base import ForecastError  # noqa: E402
-from orchestrator.counts import counted  # noqa: E402
-from orchestrator.objective import TRIAL_FAILURES, Objective, TrialGuard, TrialTimeout, time_limit  # noqa: E402
-from orchestrator.sampling import make_pruner, make_sampler  # noqa: E402
+from orchestrator.storages.counts import counted  # noqa: E402
+from orchestrator.search.objective import TRIAL_FAILURES, Objective, TrialGuard, TrialTimeout, time_limit  # noqa: E402
+from orchestrator.search.sampling import make_pruner, make_sampler  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
-from orchestrator.storage import fail_orphaned_trials, open_storage  # noqa: E402
-from orchestrator.counts import counts  # noqa: E402
-from orchestrator.runloop import Patience, run_to_target  # noqa: E402
-from orchestrator.study import prepare, setup  # noqa: E402
+from orchestrator.storages.storage import fail_orphaned_trials, open_storage  # noqa: E402
+from orchestrator.storages.counts import counts  # noqa: E402
+from orchestrator.search.runloop import Patience, run_to_target  # noqa: E402
+from orchestrator.lifecycle.study import prepare, setup  # noqa: E402
 
 PROJECT_LOG_NDTR = _truncnorm._log_ndtr
 

@@ -1,0 +1,6 @@
+"""Decisions and their later checks: the commit protocol (`commit`), committed configs and the history on disk
+(`records`), past decisions scored on later bars (`scorecard`), families compared on held-out bars (`leaderboard`)
+and the champions file trading code reads (`champions`).
+
+Imports: the base modules, `data`, `models`, `scoring` and `storages`.
+"""
