@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import norm
 
 from orchestrator.scoring.probabilistic import (
-    crps_ensemble, ensemble_scores, mean_scores, naive_draws, naive_quantiles, naive_scores, quantile_scores,
+    crps_ensemble, ensemble_scores, naive_draws, naive_quantiles, naive_scores, quantile_scores,
 )
 
 
@@ -59,16 +59,6 @@ def test_coverage_of_an_ensemble_by_hand() -> None:
 def test_sixty_bars_give_about_five_points_of_standard_error_at_80_percent() -> None:
     scores = ensemble_scores(np.zeros(60), np.tile([-1.0, 1.0], (60, 1)))
     assert scores.coverage(0.8).se == pytest.approx(0.0516, abs=1e-4)
-
-
-def test_runs_average_per_window() -> None:
-    draws = np.tile(np.arange(101.0), (2, 1))
-    one = ensemble_scores(np.array([50.0, 95.0]), draws)
-    two = ensemble_scores(np.array([50.0, 95.0]), draws + 10)
-    both = mean_scores([one, two])
-    assert both.crps == pytest.approx((one.crps + two.crps) / 2)
-    assert list(both.inside[0.8]) == [1.0, 0.5]  # 95 is inside [20, 100] only
-    assert both.coverage(0.8).rate == 0.75
 
 
 def test_quantile_crps_is_twice_the_mean_pinball_loss_and_labelled_approximate() -> None:

@@ -27,7 +27,7 @@ from rich.table import Table
 from orchestrator.data import Series, load_series
 from orchestrator.errors import BadInput
 from orchestrator.scoring.evidence import paired_evidence
-from orchestrator.scoring.probabilistic import INTERVALS, Coverage, naive_quantiles, quantile_scores
+from orchestrator.scoring.probabilistic import INTERVALS, Coverage, coverage_text, naive_quantiles, quantile_scores
 
 FORECASTS = "forecasts.jsonl"
 NAIVE = "naive"
@@ -182,11 +182,6 @@ def table(rows: list[dict[str, Any]]) -> Table:
                            str(r["pending"]) if name != NAIVE else "", _number(mae), _number(spread["crps"]),
                            *(coverage_text(spread["coverage"][k]) for k in ("80", "90")))
     return result
-
-
-def coverage_text(coverage: dict[str, Any] | None) -> str:
-    """'78% ± 5%' (rate ± binomial standard error at the nominal level), '-' for none."""
-    return "-" if coverage is None else f"{coverage['rate']:.0%} ± {coverage['se']:.0%}"
 
 
 def _number(value: float | None) -> str:

@@ -20,20 +20,24 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from orchestrator.scoring.evaluation import Prediction
+
 INTERVALS = {0.8: (0.1, 0.9), 0.9: (0.05, 0.95)}
 """Central interval -> its lower and upper quantile levels."""
+SCORED_LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+"""Levels asked of a quantile model (Toto 2.0 gives 0.1 ... 0.9): its CRPS is approximated over the ones it gives."""
 NAIVE_RETURNS = 250
 """The naive interval reads the spread of this many returns before each bar (about a year of daily bars)."""
 
 
 @dataclass(frozen=True)
 class Coverage:
-    """How often the bar fell inside a central interval: `inside` bars of `bars` (a fraction of a bar where the
-    interval differs between runs)."""
+    """How often the bar fell inside a central interval: `inside` bars of `bars`."""
 
     level: float
     inside: float
@@ -54,8 +58,8 @@ class Coverage:
 
 @dataclass(frozen=True)
 class Scores:
-    """Per-window CRPS (averaged over runs) and, per interval level, the per-window share of runs whose interval
-    held the bar (None: the model has no such interval)."""
+    """Per-window CRPS and, per central interval, whether each window's bar fell inside it (1.0 or 0.0; None: the
+    model has no such interval)."""
 
     crps: np.ndarray
     inside: Mapping[float, np.ndarray | None]
@@ -70,6 +74,11 @@ class Scores:
         coverage = {f"{level:.0%}".rstrip("%"): self.coverage(level) for level in INTERVALS}
         return {"crps": float(np.mean(self.crps)), "crps_approximate": self.approximate,
                 "coverage": {k: None if c is None else c.to_dict() for k, c in coverage.items()}}
+
+
+def coverage_text(coverage: dict[str, Any] | None) -> str:
+    """'78% ± 5%' for a `Coverage.to_dict()`: the share of bars inside ± its binomial standard error; '-' for none."""
+    return "-" if coverage is None else f"{coverage['rate']:.0%} ± {coverage['se']:.0%}"
 
 
 def crps_ensemble(actual: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -92,7 +101,7 @@ def crps_quantiles(actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[f
 
 
 def ensemble_scores(actual: np.ndarray, draws: np.ndarray) -> Scores:
-    """One run's draws [windows, n] of returns: fair CRPS and whether each bar is inside each central interval
+    """Draws [windows, n] of returns: fair CRPS and whether each bar is inside each central interval
     (its ends the draws' empirical quantiles, interpolated linearly as numpy.quantile and the `quantile_X` rule)."""
     draws = np.asarray(draws, dtype=float)
     inside = {}
@@ -113,15 +122,18 @@ def quantile_scores(actual: np.ndarray, quantiles: Mapping[float, np.ndarray]) -
     return Scores(crps, inside, approximate=True)
 
 
-def mean_scores(runs: Sequence[Scores]) -> Scores:
-    """Each window's CRPS and inside-shares averaged over runs (on the same windows)."""
-    first = runs[0]
-    return Scores(
-        crps=np.mean([r.crps for r in runs], axis=0),
-        inside={level: None if first.inside[level] is None else np.mean([r.inside[level] for r in runs], axis=0)
-                for level in first.inside},
-        approximate=first.approximate,
-    )
+def prediction_scores(prediction: Prediction, previous: np.ndarray, actual: np.ndarray) -> Scores:
+    """Scores of an `Evaluator.predict` result on its windows' bars (closes `actual`, after `previous`): the fair
+    CRPS and intervals of the draws pooled over the runs for a sampling model; for a deterministic one, the quantile
+    approximation over the levels it gives (a level NaN in any window is left out)."""
+    returns = actual / previous - 1
+    if prediction.draws is not None:
+        return ensemble_scores(returns, prediction.draws / previous[:, None] - 1)
+    quantiles = prediction.quantiles / previous[:, None] - 1
+    given = {level: quantiles[:, i] for i, level in enumerate(prediction.levels) if np.isfinite(quantiles[:, i]).all()}
+    if not given:
+        raise ValueError("the model gives no quantiles to score")
+    return quantile_scores(returns, given)
 
 
 def naive_draws(close: np.ndarray, ends: np.ndarray, count: int = NAIVE_RETURNS) -> list[np.ndarray]:
