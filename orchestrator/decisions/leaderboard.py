@@ -304,7 +304,8 @@ def _errors(c: Compared, series: Series, ends: np.ndarray, runs: int, device: st
     used = runs if forecaster.stochastic else 1
     evaluator = Evaluator(forecaster, series, Windows(validation=ends, test=ends), seed)
     errors = evaluator.evaluate(c.params, range(used), "validation").window_errors
-    prediction = evaluator.predict(c.params, range(used), "validation", SCORED_LEVELS)
+    levels = () if forecaster.stochastic else SCORED_LEVELS  # a sampling model is scored on its draws
+    prediction = evaluator.predict(c.params, range(used), "validation", levels)
     return errors, used, prediction_scores(prediction, series.close[ends - 1], series.close[ends])
 
 

@@ -81,15 +81,16 @@ def coverage_text(coverage: dict[str, Any] | None) -> str:
     return "-" if coverage is None else f"{coverage['rate']:.0%} ± {coverage['se']:.0%}"
 
 
-def crps_ensemble(actual: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """Per window fair CRPS of `draws` [windows, n >= 2] for the `actual` [windows] values."""
+def crps_ensemble(actual: np.ndarray, draws: np.ndarray, is_sorted: bool = False) -> np.ndarray:
+    """Per window fair CRPS of `draws` [windows, n >= 2] (sorted along each row if `is_sorted`) for the `actual`
+    [windows] values."""
     import scoringrules
 
     draws = np.asarray(draws, dtype=float)
     if draws.ndim != 2 or draws.shape[1] < 2:
         raise ValueError(f"the fair CRPS needs [windows, n >= 2] draws, got shape {draws.shape}")
     return np.asarray(scoringrules.crps_ensemble(np.asarray(actual, dtype=float), draws, estimator="pwm",
-                                                 backend="numpy"))
+                                                 sorted_ensemble=is_sorted, backend="numpy"))
 
 
 def crps_quantiles(actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> np.ndarray:
@@ -103,12 +104,20 @@ def crps_quantiles(actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[f
 def ensemble_scores(actual: np.ndarray, draws: np.ndarray) -> Scores:
     """Draws [windows, n] of returns: fair CRPS and whether each bar is inside each central interval
     (its ends the draws' empirical quantiles, interpolated linearly as numpy.quantile and the `quantile_X` rule)."""
-    draws = np.asarray(draws, dtype=float)
+    ordered = np.sort(np.asarray(draws, dtype=float), axis=1)  # once, for the quantiles and the CRPS
     inside = {}
     for level, (low, high) in INTERVALS.items():
-        lo, hi = np.quantile(draws, [low, high], axis=1)
+        lo, hi = _sorted_quantile(ordered, low), _sorted_quantile(ordered, high)
         inside[level] = ((lo <= actual) & (actual <= hi)).astype(float)
-    return Scores(crps_ensemble(actual, draws), inside)
+    return Scores(crps_ensemble(actual, ordered, is_sorted=True), inside)
+
+
+def _sorted_quantile(ordered: np.ndarray, level: float) -> np.ndarray:
+    """numpy.quantile's linear rule on rows that are already sorted."""
+    position = (ordered.shape[1] - 1) * level
+    below = int(np.floor(position))
+    above = min(below + 1, ordered.shape[1] - 1)
+    return ordered[:, below] + (position - below) * (ordered[:, above] - ordered[:, below])
 
 
 def quantile_scores(actual: np.ndarray, quantiles: Mapping[float, np.ndarray]) -> Scores:
