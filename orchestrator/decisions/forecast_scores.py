@@ -26,6 +26,7 @@ from rich.table import Table
 
 from orchestrator.data import Series, load_series
 from orchestrator.errors import BadInput
+from orchestrator.models.base import forecaster_class
 from orchestrator.scoring.evidence import paired_evidence
 from orchestrator.scoring.probabilistic import INTERVALS, Coverage, coverage_text, naive_quantiles, quantile_scores
 
@@ -115,10 +116,13 @@ def _bar(entry: dict[str, Any], data_dir: Path | None, cache: dict[tuple, Series
     if "file" not in data:
         raise BadInput("the log line names no data file")
     file = Path(data["file"]) if data_dir is None else Path(data_dir) / Path(data["file"]).name
-    key = (str(file), data.get("price"), bool(data.get("drop_missing")), bool(data.get("dayfirst")))
-    if key not in cache:
+    model = entry["model"]
+    key = (str(file), model, data.get("price"), bool(data.get("drop_missing")), bool(data.get("dayfirst")))
+    if key not in cache:  # read as the forecast read it: the model's columns (rows dropped for any of them)
         try:
-            cache[key] = load_series(file.parent, symbol, price=data.get("price"),
+            cls = forecaster_class(model) if model != NAIVE else None
+            cache[key] = load_series(file.parent, symbol, cls.required_columns if cls else ("close",),
+                                     cls.optional_columns if cls else (), price=data.get("price"),
                                      drop_missing=bool(data.get("drop_missing")), dayfirst=bool(data.get("dayfirst")))
         except BadInput as exc:
             cache[key] = str(exc)
@@ -138,7 +142,7 @@ def _bar(entry: dict[str, Any], data_dir: Path | None, cache: dict[tuple, Series
         return None
     close = series.close
     if not math.isclose(close[t - 1], float(last["close"]), rel_tol=1e-9):
-        report(f"{symbol} forecast by {entry['model']} after {last['timestamp']}: {series.path} now has close "
+        report(f"{symbol} forecast by {model} after {last['timestamp']}: {series.path} now has close "
                f"{close[t - 1]:g} there, the forecast read {last['close']:g} (re-adjusted?); scored on the file's "
                "own return")
     quantiles = {float(q): float(v) for q, v in (entry.get("quantiles") or {}).items() if v is not None}
