@@ -176,8 +176,9 @@ def _mean(values: Any) -> float | None:
 
 def table(rows: list[dict[str, Any]]) -> Table:
     """The rows of `score_forecasts`, each with the naive forecast on the same bars under it (within 80 columns)."""
-    result = Table(title="forecasts on the bars that came (forecasts.jsonl; CRPS~: approximate, from the logged "
-                         "quantiles; coverage ± binomial se)", title_justify="left", box=box.SIMPLE_HEAD)
+    result = Table(title="logged forecasts on the bars that came, naive on the same bars",
+                   caption="CRPS~: approximate, from the logged quantiles; 80% in, 90% in: ± binomial se",
+                   title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD)
     for header in ("symbol", "model", "bars", "wait", "MAE", "CRPS~", "80% in", "90% in"):
         result.add_column(header, no_wrap=True)
     for r in rows:

@@ -368,9 +368,9 @@ def tables(rows: list[dict[str, Any]]) -> list[Table]:
 
 def score_table(rows: list[dict[str, Any]]) -> Table:
     """Every symbol's models (`as_dict` rows) by CRPS and interval coverage beside MAE, within 80 columns."""
-    table = Table(title="what the spread is worth, on the same windows: CRPS (return units, as MAE; ~: approximate, "
-                        "from predicted quantiles) and how often the bar fell in the 80% / 90% interval (± binomial "
-                        "se)", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title="the spread, same windows: CRPS (units of MAE, lower is better; ~: approximate)",
+                  caption="80% in, 90% in: the share of bars inside the central interval ± binomial se",
+                  title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD)
     for header in ("symbol", "model", "MAE", "CRPS", "80% in", "90% in"):
         table.add_column(header, no_wrap=True)
     for row in rows:
