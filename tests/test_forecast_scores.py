@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import cli
 
 from orchestrator.decisions.forecast_scores import score_forecasts, table
 from orchestrator.scoring.probabilistic import naive_quantiles
@@ -140,3 +142,52 @@ def test_the_table_fits_80_columns(tmp_path: Path) -> None:
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "fhs" in text and "naive" in text and "0% ± 28%" in text
+
+
+def scores_through_the_cli(best: Path) -> None:
+    """On a best dir with decided fhs studies (the demo's): the leaderboard carries CRPS and coverage in --json and
+    champions.json; `forecast --model fhs` logs each symbol's forecast; a bar arrives (+1%); `scorecard` scores the
+    logged forecasts against it, by hand here from the log. Called by tests/test_cli.py on the demo's output."""
+    board = cli("leaderboard", "--best-dir", str(best), "--runs", "2", "--json")
+    assert board.exit_code == 0, board.output
+    rows = json.loads(board.stdout)["symbols"]
+    saved = json.loads((best / "champions.json").read_text())["symbols"]
+    assert rows and {row["symbol"] for row in rows} == set(saved)
+    for row in rows:
+        for name, m in row["models"].items():
+            assert m["crps"] > 0 and m["crps_approximate"] is False
+            assert m["coverage"]["80"]["bars"] == m["coverage"]["90"]["bars"] == row["windows"]["count"]
+            assert saved[row["symbol"]]["models"][name]["coverage"] == m["coverage"]
+    assert "80% in" in cli("leaderboard", "--best-dir", str(best), "--runs", "2").stdout
+    forecast = cli("forecast", "--best-dir", str(best), "--model", "fhs", "--runs", "2")
+    assert forecast.exit_code == 0, forecast.output
+    logged = [json.loads(line) for line in (best / "forecasts.jsonl").read_text().splitlines()]
+    assert scores_of(cli("scorecard", "--best-dir", str(best), "--runs", "1", "--json")) == {
+        (line["symbol"], "fhs"): (0, 1) for line in logged}  # (bars scored, waiting): no bar has come yet
+    for line in logged:  # the next bar comes, 1% above the last close
+        file = Path(line["data"]["file"])
+        when = pd.Timestamp(line["last_bar"]["timestamp"]) + pd.Timedelta(days=1)
+        close = line["last_bar"]["close"] * 1.01
+        with file.open("a") as f:
+            f.write(f"{when.strftime('%Y-%m-%dT%H:%M:%SZ')},{close},{close},{close},{close},1000\n")
+    result = cli("scorecard", "--best-dir", str(best), "--runs", "1", "--json")
+    assert result.exit_code == 0, result.output
+    scored = {(r["symbol"], r["model"]): r for r in json.loads(result.stdout)["forecasts"]}
+    levels = np.array([0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95])
+    for line in logged:
+        r = scored[(line["symbol"], "fhs")]
+        q = np.array([line["quantiles"][str(level)] for level in levels])
+        y = line["last_bar"]["close"] * 1.01 / line["last_bar"]["close"] - 1
+        assert (r["bars"], r["pending"]) == (1, 0)
+        assert r["mae"] == pytest.approx(abs(line["point"]["return"] - y)) and r["naive_mae"] == pytest.approx(y)
+        assert r["crps"] == pytest.approx(2 * np.where(y >= q, levels * (y - q), (1 - levels) * (q - y)).mean())
+        assert r["coverage"]["80"]["rate"] == float(q[1] <= y <= q[5])
+        assert r["coverage"]["90"]["rate"] == float(q[0] <= y <= q[6])
+        assert r["naive"]["crps"] > 0 and r["naive"]["coverage"]["80"]["bars"] == 1
+    text = cli("scorecard", "--best-dir", str(best), "--runs", "1").stdout
+    assert "logged forecasts on the bars that came" in text and "CRPS~" in text
+
+
+def scores_of(result) -> dict[tuple[str, str], tuple[int, int]]:
+    assert result.exit_code == 0, result.output
+    return {(r["symbol"], r["model"]): (r["bars"], r["pending"]) for r in json.loads(result.stdout)["forecasts"]}
