@@ -37,9 +37,10 @@ def test_fair_crps_does_not_favour_small_ensembles() -> None:
 
 
 def test_crps_of_a_point_forecast_is_its_absolute_error() -> None:
-    """Two equal draws: no spread, so the CRPS is |forecast - actual|, the MAE's own error."""
+    """Two equal draws, or one: no spread, so the CRPS is |forecast - actual|, the MAE's own error."""
     got = crps_ensemble(np.array([0.01, -0.02]), np.array([[0.005, 0.005], [0.0, 0.0]]))
     assert got == pytest.approx([0.005, 0.02])
+    assert crps_ensemble(np.array([0.01, -0.02]), np.array([[0.005], [0.0]])) == pytest.approx([0.005, 0.02])
 
 
 def test_coverage_of_an_ensemble_by_hand() -> None:

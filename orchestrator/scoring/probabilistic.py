@@ -82,13 +82,13 @@ def coverage_text(coverage: dict[str, Any] | None) -> str:
 
 
 def crps_ensemble(actual: np.ndarray, draws: np.ndarray, is_sorted: bool = False) -> np.ndarray:
-    """Per window fair CRPS of `draws` [windows, n >= 2] (sorted along each row if `is_sorted`) for the `actual`
-    [windows] values."""
+    """Per window fair CRPS of `draws` [windows, n] (sorted along each row if `is_sorted`) for the `actual` [windows]
+    values; with a single draw, its absolute error (the CRPS of a point forecast)."""
     import scoringrules
 
     draws = np.asarray(draws, dtype=float)
-    if draws.ndim != 2 or draws.shape[1] < 2:
-        raise ValueError(f"the fair CRPS needs [windows, n >= 2] draws, got shape {draws.shape}")
+    if draws.shape[1] == 1:
+        return np.abs(draws[:, 0] - actual)
     return np.asarray(scoringrules.crps_ensemble(np.asarray(actual, dtype=float), draws, estimator="pwm",
                                                  sorted_ensemble=is_sorted, backend="numpy"))
 
