@@ -134,14 +134,20 @@ def test_the_table_fits_80_columns(tmp_path: Path) -> None:
 
     file = write_file(tmp_path / "data", CLOSES)
     best = tmp_path / "best"
+    no_champion = forecast(file, 5, 108.9, 0.0, dict.fromkeys(LEVELS), model="naive")  # as `forecast` logs it
     write_log(best, [forecast(file, 5, 108.9, 0.01, spread(-0.1, 0.1, 0.05)),
-                     forecast(file, 4, 99.0, -0.02, spread(-0.06, 0.06, 0.02))])
+                     forecast(file, 4, 99.0, -0.02, spread(-0.06, 0.06, 0.02)), no_champion])
     rows, _ = score_forecasts(best, None, print)
+    naive = next(r for r in rows if r["model"] == "naive")
+    assert (naive["bars"], naive["crps"], naive["coverage"]["80"]) == (1, None, None)
+    assert naive["mae"] == naive["naive_mae"] == pytest.approx(abs(100 / 108.9 - 1))
     console = Console(width=80, record=True)
     console.print(table(rows))
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
-    assert "fhs" in text and "naive" in text and "0% ± 28%" in text
+    lines = [line.split() for line in text.splitlines()]
+    assert ["AAA", "fhs", "2", "0"] == lines[4][:4] and lines[4][-6:] == ["0%", "±", "28%", "50%", "±", "21%"]
+    assert lines[5][:2] == ["naive", "2"] and lines[6][:4] == ["AAA", "naive", "1", "0"]  # no second naive row
 
 
 def scores_through_the_cli(best: Path) -> None:

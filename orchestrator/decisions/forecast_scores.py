@@ -175,16 +175,19 @@ def _mean(values: Any) -> float | None:
 
 
 def table(rows: list[dict[str, Any]]) -> Table:
-    """The rows of `score_forecasts`, each with the naive forecast on the same bars under it (within 80 columns)."""
+    """The rows of `score_forecasts`, each model's with the naive forecast on the same bars under it (within 80
+    columns)."""
     result = Table(title="logged forecasts on the bars that came, naive on the same bars",
                    caption="CRPS~: approximate, from the logged quantiles; 80% in, 90% in: ± binomial se",
                    title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD)
     for header in ("symbol", "model", "bars", "wait", "MAE", "CRPS~", "80% in", "90% in"):
         result.add_column(header, no_wrap=True)
     for r in rows:
-        for name, spread, mae in ((r["model"], r, r["mae"]), (NAIVE, r["naive"], r["naive_mae"])):
-            result.add_row(r["symbol"] if name != NAIVE else "", name, str(r["bars"]),
-                           str(r["pending"]) if name != NAIVE else "", _number(mae), _number(spread["crps"]),
+        lines = [(r["symbol"], r["model"], str(r["pending"]), r["mae"], r)]
+        if r["model"] != NAIVE:  # a symbol without a champion logged the naive forecast itself
+            lines.append(("", NAIVE, "", r["naive_mae"], r["naive"]))
+        for symbol, name, pending, mae, spread in lines:
+            result.add_row(symbol, name, str(r["bars"]), pending, _number(mae), _number(spread["crps"]),
                            *(coverage_text(spread["coverage"][k]) for k in ("80", "90")))
     return result
 
