@@ -209,7 +209,8 @@ def test_crps_and_coverage_beside_mae_by_hand(families: dict) -> None:
 
     work, root = families["work"], families["root"]
     row = rows_of(families["first"])["BTCUSD"]
-    ends = np.arange(500, 600)
+    stamps = [t.isoformat() for t in load_series(work / "trainingdata", "BTCUSD").frame["timestamp"]]
+    ends = np.arange(stamps.index(row["windows"]["first"]), stamps.index(row["windows"]["last"]) + 1)
     options = {"fhs": ModelOptions(), "toto": ModelOptions("cpu", str(families["toto"])),
                "kronos": ModelOptions("cpu", str(root / "kronos"), str(root / "tokenizer"))}
     for model in ("fhs", "kronos", "toto"):
@@ -227,7 +228,7 @@ def test_crps_and_coverage_beside_mae_by_hand(families: dict) -> None:
         for level, (low, high) in {"80": (0.1, 0.9), "90": (0.05, 0.95)}.items():
             lo, hi = np.quantile(returns, [low, high], axis=1)
             assert m["coverage"][level]["rate"] == np.mean((lo <= y) & (y <= hi))
-            assert m["coverage"][level]["bars"] == 100
+            assert m["coverage"][level]["bars"] == len(ends)
     close = series.close
     returns = close[1:] / close[:-1] - 1
     naive = np.stack([returns[t - 251: t - 1] - returns[t - 251: t - 1].mean() for t in ends])
@@ -236,7 +237,8 @@ def test_crps_and_coverage_beside_mae_by_hand(families: dict) -> None:
         scoringrules.crps_ensemble(y, naive, estimator="fair", backend="numpy").mean(), rel=1e-9)
     lo, hi = np.quantile(naive, [0.1, 0.9], axis=1)
     assert row["models"][NAIVE]["coverage"]["80"] == {"level": 0.8, "rate": np.mean((lo <= y) & (y <= hi)),
-                                                       "se": pytest.approx(0.04), "bars": 100}
+                                                       "se": pytest.approx(np.sqrt(0.16 / len(ends))),
+                                                       "bars": len(ends)}
     assert row["champion"] in (None, min(row["set"], key=lambda name: row["models"][name]["mae"]))
     saved = read_json(work / "configs/best/champions.json")["symbols"]["BTCUSD"]["models"]
     assert saved["toto"]["coverage"] == row["models"]["toto"]["coverage"]
@@ -244,7 +246,7 @@ def test_crps_and_coverage_beside_mae_by_hand(families: dict) -> None:
     console.print(score_table([row]))
     text = console.export_text()
     assert max(map(len, text.splitlines())) <= 80
-    assert f"{row['models']['toto']['crps']:.5f}" in text and "± 4%" in text
+    assert f"{row['models']['toto']['crps']:.5f}" in text and f"± {np.sqrt(0.16 / len(ends)):.0%}" in text
 
 
 def test_families_that_read_the_file_differently_are_refused(families: dict) -> None:
