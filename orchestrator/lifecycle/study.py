@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.decisions.commit import CommitRule, Decision, decide
 from orchestrator.storages.counts import Counts, counts
-from orchestrator.data import Series, Windows, check_symbol, csv_path, file_sha256, load_series, make_windows
+from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.scoring.evaluation import EncodeCache, Evaluator, naive_mae
 from orchestrator.lifecycle.lineage import READING, archive, bars_marks, check_resumable, new_bars, set_up_attrs, stored_attrs
