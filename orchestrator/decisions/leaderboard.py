@@ -267,7 +267,8 @@ def _read_alike(symbol: str, compared: dict[str, Compared], data_dir: Path | Non
         path = Path(data["path"]) if data_dir is None else Path(data_dir) / Path(data["path"]).name
         cls = forecaster_class(model)
         series[model] = load_series(path.parent, symbol, cls.required_columns, cls.optional_columns,
-                                    price=data["price"], drop_missing=data["drop_missing"], dayfirst=data["dayfirst"])
+                                    price=data["price"], drop_missing=data["drop_missing"], dayfirst=data["dayfirst"],
+                                    decimal=data.get("decimal", "auto"))
     reference = next(iter(series), None)
     for model in series:
         a, b = series[reference], series[model]

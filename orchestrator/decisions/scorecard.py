@@ -118,7 +118,8 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
     path = Path(data["path"]) if data_dir is None else Path(data_dir) / Path(data["path"]).name
     cls = forecaster_class(model)
     series = load_series(path.parent, symbol, cls.required_columns, cls.optional_columns, price=data["price"],
-                         drop_missing=data["drop_missing"], dayfirst=data["dayfirst"])
+                         drop_missing=data["drop_missing"], dayfirst=data["dayfirst"],
+                         decimal=data.get("decimal", "auto"))
     rows = rows_then(series, data)
     if rows == series.rows:
         raise NotScored(f"no bars after {data['last_timestamp']} yet")
