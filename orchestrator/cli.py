@@ -287,7 +287,9 @@ def status(as_json: AsJson = False, archived: Archived = False, **flags: Any) ->
     if as_json:
         print(json.dumps([{k: r[k] for k in STATUS_KEYS} for r in rows], indent=2))
     elif not rows:
-        out.print(f"no studies in {settings.storage}", highlight=False)
+        from orchestrator.storages.storage import storage_label
+
+        out.print(f"no studies in {storage_label(settings.storage)}", highlight=False)
     else:
         out.print(status_table(rows), highlight=False)
 
@@ -431,10 +433,13 @@ def dashboard(
     **flags: Any,
 ) -> None:
     """Serve optuna-dashboard with the decision notes and plots."""
+    from orchestrator.storages.storage import check_storage_url, storage_label
     from orchestrator.views.dashboard import serve
 
     settings = load_settings(flags)
-    out.print(f"optuna-dashboard on http://{host}:{port} for {settings.storage} (Ctrl-C stops it)", highlight=False)
+    check_storage_url(settings.storage)
+    out.print(f"optuna-dashboard on http://{host}:{port} for {storage_label(settings.storage)} (Ctrl-C stops it)",
+              highlight=False)
     serve(settings.storage, host, port, settings.artifact_dir)
 
 

@@ -24,6 +24,7 @@ from orchestrator import __version__
 from orchestrator.decisions.records import finite, read_config, read_history
 from orchestrator.data import MIN_VALIDATION_WINDOWS, Series, Windows, check_symbol, load_series
 from orchestrator.errors import BadInput
+from orchestrator.symbols import MODELS
 from orchestrator.scoring.evaluation import Evaluator, naive_errors
 from orchestrator.scoring.evidence import Evidence, paired_evidence
 from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
@@ -144,7 +145,7 @@ def leaderboard(
     problem is left out of its symbol's board and named in `not_compared`. `report` gets a line for each symbol
     with too few held-out windows (skipped, not a problem)."""
     problems: list[str] = []
-    found = _committed(Path(best_dir), models, problems)
+    found = _committed(Path(best_dir), models, problems, report)
     if not found and not problems:
         raise BadInput(f"{best_dir}: no committed configs; run `orchestrator optimize` first or pass --best-dir DIR")
     for symbol in symbols or []:
@@ -170,11 +171,17 @@ def leaderboard(
     return boards, problems
 
 
-def _committed(best_dir: Path, models: list[str] | None, problems: list[str]) -> dict[str, dict[str, Path]]:
-    """symbol -> model -> committed config path, for the chosen models (every model directory by default)."""
+def _committed(best_dir: Path, models: list[str] | None, problems: list[str],
+               report: Callable[[str], None] | None = None) -> dict[str, dict[str, Path]]:
+    """symbol -> model -> committed config path, for the chosen models (every model directory by default; `report`
+    gets one line on the other folders, which are skipped)."""
     listed = models is not None
     if models is None:
-        models = sorted(p.name for p in best_dir.iterdir() if p.is_dir()) if best_dir.is_dir() else []
+        folders = sorted(p.name for p in best_dir.iterdir() if p.is_dir()) if best_dir.is_dir() else []
+        models = [folder for folder in folders if folder in MODELS]
+        others = [folder for folder in folders if folder not in MODELS and not folder.startswith(".")]
+        if others and report is not None:
+            report(f"{best_dir}: skipped {', '.join(others)}: no model of that name (models: {', '.join(MODELS)})")
     found: dict[str, dict[str, Path]] = {}
     for model in models:
         try:

@@ -102,7 +102,10 @@ def in_use(best_dir: Path, name: str, attrs: dict[str, Any]) -> dict[str, Any] |
     MAE when committed, when, and which study and trial committed it; None when none is committed."""
     if not attrs.get("model") or not attrs.get("symbol"):
         return None
-    path = best_path(best_dir, attrs["model"], attrs["symbol"])
+    try:
+        path = best_path(best_dir, attrs["model"], attrs["symbol"])
+    except BadInput:  # a study of a model this version does not know
+        return None
     try:
         record = read_config(path)
     except BadInput as exc:
