@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich import box
 from rich.table import Table
 
 from orchestrator import __version__
@@ -26,9 +25,9 @@ from orchestrator.data import MIN_VALIDATION_WINDOWS, Series, Windows, check_sym
 from orchestrator.errors import BadInput
 from orchestrator.symbols import MODELS
 from orchestrator.scoring.evaluation import Evaluator, naive_errors
-from orchestrator.scoring.evidence import Evidence, paired_evidence
+from orchestrator.scoring.evidence import Evidence, paired_evidence, signed_percent
 from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
-from orchestrator.decisions.scorecard import rows_then
+from orchestrator.decisions.scorecard import plain_table, rows_then
 
 NAIVE = "naive"
 MIN_WINDOWS = MIN_VALIDATION_WINDOWS
@@ -352,19 +351,18 @@ def tables(rows: list[dict[str, Any]]) -> list[Table]:
     for row in rows:
         w = row["windows"]
         runs = ", ".join(f"{m} {v['runs']}" for m, v in row["models"].items() if m != NAIVE)
-        table = Table(title=f"{row['symbol']}: {w['count']} windows {w['first']} .. {w['last']} (after every "
+        table = plain_table(f"{row['symbol']}: {w['count']} windows {w['first']} .. {w['last']} (after every "
                             f"compared config's validation windows); runs: {runs}",
-                      title_justify="left", caption=row["line"], caption_justify="left", box=box.SIMPLE_HEAD)
-        for header in ("model", "MAE", "vs naive: change ± se, p, windows won", "MCS p", f"in {row['level']:.0%} set"):
-            table.add_column(header, no_wrap=True)
+                            caption=row["line"], caption_justify="left")
+        table.add_column("model", overflow="fold")
+        for header in ("MAE", "vs naive:\nchange ± se", "p", "windows\nwon", "MCS p", f"in {row['level']:.0%}\nset"):
+            table.add_column(header, justify="right")
         for name, m in row["models"].items():
-            evidence = "-" if name == NAIVE else _change(m["evidence"])
-            table.add_row(name, f"{m['mae']:.5f}", evidence, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
+            e = m.get("evidence")
+            change = ["-", "-", "-"] if name == NAIVE else [
+                f"{signed_percent(-e['improvement'])} ± {e['se']:.2%}",
+                f"{e['p_value']:.2g}" if e["p_value"] >= 0.001 else "<0.001", f"{e['won']:.0%}"]
+            table.add_row(name, f"{m['mae']:.5f}", *change, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
         found.append(table)
     return found
-
-
-def _change(e: dict[str, Any]) -> str:
-    p = f"{e['p_value']:.2g}" if e["p_value"] >= 0.001 else "<0.001"
-    return f"{-e['improvement']:+.2%} ± {e['se']:.2%}, p={p}, {e['won']:.0%}"
 

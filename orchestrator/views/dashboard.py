@@ -128,7 +128,8 @@ def _note(decision: Decision, params: dict[str, Any], naive: dict[str, float], r
         f"**{decision.line}**",
         "",
         f"Candidate: trial {decision.trial}. Return MAEs, mean ± standard error over the same {runs} fresh confirm "
-        f"runs (from run {run}) for both configs.",
+        f"runs for both configs (runs {run} to {run + runs - 1}: the search used runs 0 to {run - 1}, so these are "
+        "draws no trial was selected on).",
         "",
         "| | candidate | incumbent | naive (zero return) |",
         "|---|---|---|---|",
