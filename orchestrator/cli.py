@@ -381,10 +381,13 @@ def scorecard(
     if as_json:
         print(json.dumps({"decisions": rows, "summary": summary, "not_scored": notes, "problems": problems}, indent=2))
     else:
-        for note in notes:
-            out.print(note, highlight=False)
-        for table in tables(rows, summary):
-            out.print(table, highlight=False)
+        if not scores:
+            out.print(f"nothing to score yet: no decision has bars after it that can be scored ({len(notes)} not "
+                      "scored: `--json` says why)", highlight=False, soft_wrap=False)
+        for note in notes if scores else []:
+            out.print(note, highlight=False, soft_wrap=False)
+        for table in tables(rows, summary) if scores else []:
+            out.print(table, highlight=False, soft_wrap=False)
     if problems:
         raise typer.Exit(2)
 
@@ -429,9 +432,9 @@ def leaderboard(
                           "written": None if written is None else str(written)}, indent=2))
     else:
         for note in notes:
-            out.print(note, highlight=False)
+            out.print(note, highlight=False, soft_wrap=False)
         for table in tables(rows):
-            out.print(table, highlight=False)
+            out.print(table, highlight=False, soft_wrap=False)
         if written is not None:
             out.print(f"wrote {written}", highlight=False)
     if problems:

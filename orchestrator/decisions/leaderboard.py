@@ -144,15 +144,12 @@ def leaderboard(
     problem is left out of its symbol's board and named in `not_compared`. `report` gets a line for each symbol
     with too few held-out windows (skipped, not a problem)."""
     problems: list[str] = []
+    for symbol in symbols or []:
+        check_symbol(symbol)  # before any path is built
     found = _committed(Path(best_dir), models, problems, report)
     if not found and not problems:
         raise BadInput(f"{best_dir}: no committed configs; run `orchestrator optimize` first or pass --best-dir DIR")
     for symbol in symbols or []:
-        try:
-            check_symbol(symbol)
-        except BadInput as exc:
-            problems.append(str(exc))
-            continue
         if symbol not in found:
             problems.append(f"symbol {symbol}: no committed config in {best_dir} for "
                             f"{', '.join(models) if models else 'any model'}; run `orchestrator optimize` first")

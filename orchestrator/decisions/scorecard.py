@@ -205,11 +205,9 @@ def as_dict(score: Score) -> dict[str, Any]:
     }
 
 
-def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Table | str]:
+def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Table]:
     """The decisions (`as_dict` rows) and the groups (`summarize` rows) as rich tables that fit 80 columns (two
-    lines per row), or one line when there is nothing to score."""
-    if not rows:
-        return ["nothing to score yet: no decision has bars after it (the lines above say why each is not scored)"]
+    lines per row)."""
     decisions = plain_table("decisions on the bars after them (change: new vs old MAE; verdict: beyond one standard "
                             "error or not)", leading=1)
     decisions.add_column("study\ndecided", overflow="fold")
@@ -232,7 +230,7 @@ def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Ta
     return [decisions, groups]
 
 
-_VERDICT_LINES = {PAID_OFF: "paid off", NO_CLEAR: "no clear\ndifference", DID_NOT: "did not\npay off"}
+_VERDICT_LINES = {PAID_OFF: "paid\noff", NO_CLEAR: "no clear\ndifference", DID_NOT: "did not\npay off"}
 
 
 def _old(label: str) -> str:
