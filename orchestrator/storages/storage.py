@@ -46,13 +46,13 @@ def check_storage_url(url: str) -> None:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
         reason = "the port is not a number" if isinstance(exc, ValueError) else "not a database URL"
-        raise BadInput(f"--storage {storage_label(url)}: {reason}; {example}") from None
+        raise BadInput(f"--storage {storage_label(url)!r}: {reason}; {example}") from None
     if not parsed.database:
-        raise BadInput(f"--storage {storage_label(url)}: names no database; {example}")
+        raise BadInput(f"--storage {storage_label(url)!r}: names no database; {example}")
     try:
         parsed.get_dialect()
     except ArgumentError:
-        raise BadInput(f"--storage {storage_label(url)}: unknown database or driver "
+        raise BadInput(f"--storage {storage_label(url)!r}: unknown database or driver "
                        f"{parsed.drivername!r}; {example}") from None
 
 
