@@ -221,7 +221,7 @@ def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Ta
                           f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", _change(r), _VERDICT_LINES[r["verdict"]])
     groups = plain_table("chosen config vs the alternative (pooled bars; negative change: the decisions helped)")
     groups.add_column("model/\nsymbol", overflow="fold")
-    for header in ("deci-\nsions", *(_VERDICT_LINES[v] for v in VERDICTS), "bars", "chosen\nMAE", "other\nMAE",
+    for header in ("deci-\nsions", *(_VERDICT_HEADERS[v] for v in VERDICTS), "bars", "chosen\nMAE", "other\nMAE",
                    "change\n± se"):
         groups.add_column(header, justify="right")
     for r in summary:
@@ -230,7 +230,8 @@ def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Ta
     return [decisions, groups]
 
 
-_VERDICT_LINES = {PAID_OFF: "paid\noff", NO_CLEAR: "no clear\ndifference", DID_NOT: "did not\npay off"}
+_VERDICT_LINES = {PAID_OFF: "paid off", NO_CLEAR: "no clear\ndifference", DID_NOT: "did not\npay off"}
+_VERDICT_HEADERS = {**_VERDICT_LINES, PAID_OFF: "paid\noff"}
 
 
 def _old(label: str) -> str:
