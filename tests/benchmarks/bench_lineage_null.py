@@ -29,9 +29,10 @@ The simulation (per-window errors, like the null simulation of tests/test_spa.py
   studentization, bootstrap indices from the study seed 0 and 1000 replications), computed here with the bootstrap
   counts cached per block length and Politis and White's block length vectorised over configs; the first decisions
   are checked against the library's function (`checked_against_library`).
-- Counting (`--counting`), each on the same draws: `tonight` the study's own configs (the rule: this benchmark found no reason to change it);
-  `previous` also every distinct config of last night's archive; `all` also every distinct config of every earlier
-  night of the lineage whose windows overlap tonight's; the extra configs are rescored on tonight's confirm runs.
+- Counting (`--counting`), each on the same draws: `tonight` the study's own configs (the rule, which this
+  benchmark found no reason to change); `previous` also every distinct config of last night's archive; `all` also
+  every distinct config of every earlier night of the lineage whose windows overlap tonight's; the extra configs are
+  rescored on tonight's confirm runs.
   Each counting runs its own lineage (its commits change tomorrow's incumbent).
 
 Reported per counting: per night, commits / seeds with a 95% Clopper-Pearson interval and the median number of
@@ -280,7 +281,8 @@ def summarize(lineages: list[list[dict]], nights: int) -> dict[str, Any]:
         commits = sum(lineage[n]["committed"] for lineage in lineages)
         counted = [lineage[n]["configs"] for lineage in lineages if lineage[n]["configs"]]
         per_night.append({"night": n + 1, "commits": commits, "rate": round(commits / seeds, 4),
-                          "ci95": interval(commits, seeds), "expected_noise_commits_48": round(48 * commits / seeds, 2),
+                          "ci95": interval(commits, seeds),
+                          "expected_noise_commits_48": round(48 * commits / seeds, 2),
                           "median_configs_counted": float(np.median(counted)) if counted else None,
                           "nights_counted": max(lineage[n]["nights"] for lineage in lineages)})
     later = np.array([np.mean([night["committed"] for night in lineage[1:]]) for lineage in lineages])
@@ -306,7 +308,8 @@ def table_row(counting: str, summary: dict[str, Any], nights: int) -> dict[str, 
             "night_1": f"{first['rate']:.1%} [{first['ci95'][0]:.1%}, {first['ci95'][1]:.1%}]",
             f"nights_2_{nights}": f"{later['rate']:.1%} [{later['ci95'][0]:.1%}, {later['ci95'][1]:.1%}]",
             "per_night": " ".join(f"{n['rate']:.1%}" for n in summary["per_night"]),
-            "noise_commits_per_night_48": f"{first['expected_noise_commits_48']} / {later['expected_noise_commits_48']}",
+            "noise_commits_per_night_48":
+                f"{first['expected_noise_commits_48']} / {later['expected_noise_commits_48']}",
             f"configs_counted_night_{nights}": last["median_configs_counted"],
             "lets_noise_through": summary["rule"]["lineage_lets_noise_through"]}
 
@@ -378,7 +381,8 @@ def real_check(lineages: int, nights: int, trials: int = 20, step: int = 5) -> d
                        "--space", str(root / "space.toml"), "--data-dir", str(home / "data"),
                        "--storage", f"sqlite:///{home / 'optuna.db'}", "--best-dir", str(home / "best"),
                        "--artifact-dir", str(home / "artifacts"), "--trials", str(trials)]
-            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+            done = subprocess.run(command, capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": os.getcwd()})
             if done.returncode != 0:
                 raise RuntimeError(f"{symbol} night {night}: exit {done.returncode}: {done.stderr[-2000:]}")
         history = [json.loads(line) for line in (home / "best" / "history.jsonl").read_text().splitlines()]
