@@ -135,8 +135,8 @@ class SpaEvidence:
     tried: int | None = None
     """Distinct configs the study tried, when only the best `configs` of them were tested."""
     nights: int | None = None
-    """Nights of the lineage whose configs were counted: 1 for this study's own, more when the archived studies'
-    configs were rescored too; None in decisions made before it was recorded."""
+    """Nights of the study's lineage whose configs were counted: 1, this study's own (its archives' configs need not
+    be counted: docs/nightly.md); None in decisions made before it was recorded."""
 
     @property
     def confidence(self) -> float:
