@@ -296,7 +296,11 @@ def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, An
          incumbent_errors: np.ndarray, limit: int | None) -> SpaEvidence:
     """The SPA test of the tried configs (at most `limit`, the best search values first), each rescored on the
     confirm runs (the candidate's errors are reused). Configs are scored grouped by their encode params, so each
-    encode runs at most once; a config that cannot run on the confirm runs (NaN forecasts, say) is left out."""
+    encode runs at most once; a config that cannot run on the confirm runs (NaN forecasts, say) is left out.
+
+    The configs are this study's, over 1 night: a rolled-forward study's warm starts were selected on nearly the same
+    windows the night before, but counting the archives' configs too is not needed to keep noise out
+    (tests/benchmarks/bench_lineage_null.py, docs/nightly.md)."""
     tried = tried_configs(study, incumbent)
     trials = tried[:limit]
     columns = {0: candidate_errors}
@@ -310,7 +314,7 @@ def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, An
             continue
     matrix = np.stack([columns[i] for i in sorted(columns)], axis=1)
     spa = spa_evidence(incumbent_errors, matrix, 0, seed=study.user_attrs["seed"])
-    return replace(spa, tried=len(tried))
+    return replace(spa, tried=len(tried), nights=1)
 
 
 def _key(params: dict[str, Any]) -> str:
