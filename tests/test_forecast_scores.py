@@ -146,8 +146,9 @@ def test_the_table_fits_80_columns(tmp_path: Path) -> None:
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     lines = [line.split() for line in text.splitlines()]
-    assert ["AAA", "fhs", "2", "0"] == lines[4][:4] and lines[4][-6:] == ["0%", "±", "28%", "50%", "±", "21%"]
-    assert lines[5][:2] == ["naive", "2"] and lines[6][:4] == ["AAA", "naive", "1", "0"]  # no second naive row
+    at = lines.index(next(line for line in lines if line[:2] == ["AAA", "fhs"]))
+    assert lines[at][2:4] == ["2", "0"] and lines[at][-6:] == ["0%", "±", "28%", "50%", "±", "21%"]
+    assert lines[at + 1][:2] == ["naive", "2"] and lines[at + 2][:4] == ["AAA", "naive", "1", "0"]  # no 2nd naive
 
 
 def scores_through_the_cli(best: Path) -> None:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich import box
 from rich.table import Table
 
 from orchestrator.data import Series, load_series
+from orchestrator.decisions.scorecard import plain_table
 from orchestrator.errors import BadInput
 from orchestrator.models.base import forecaster_class
 from orchestrator.scoring.evidence import paired_evidence
@@ -177,11 +177,13 @@ def _mean(values: Any) -> float | None:
 def table(rows: list[dict[str, Any]]) -> Table:
     """The rows of `score_forecasts`, each model's with the naive forecast on the same bars under it (within 80
     columns)."""
-    result = Table(title="logged forecasts on the bars that came, naive on the same bars",
-                   caption="CRPS~: approximate, from the logged quantiles; 80% in, 90% in: ± binomial se",
-                   title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("symbol", "model", "bars", "wait", "MAE", "CRPS~", "80% in", "90% in"):
-        result.add_column(header, no_wrap=True)
+    result = plain_table("logged forecasts on the bars that came, naive on the same bars",
+                         caption="CRPS~ from the logged quantiles (approximate); in: ± binomial se",
+                         caption_justify="left")
+    for header in ("symbol", "model"):
+        result.add_column(header, overflow="fold")
+    for header in ("bars", "wait", "MAE", "CRPS~", "80% in", "90% in"):
+        result.add_column(header, justify="right")
     for r in rows:
         lines = [(r["symbol"], r["model"], str(r["pending"]), r["mae"], r)]
         if r["model"] != NAIVE:  # a symbol without a champion logged the naive forecast itself
