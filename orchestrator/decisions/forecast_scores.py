@@ -178,7 +178,7 @@ def table(rows: list[dict[str, Any]]) -> Table:
     """The rows of `score_forecasts`, each model's with the naive forecast on the same bars under it (within 80
     columns)."""
     result = plain_table("logged forecasts on the bars that came, naive on the same bars",
-                         caption="CRPS~ from the logged quantiles (approximate); in: ± binomial se",
+                         caption="CRPS~ from logged quantiles (approximate); in: ± binomial se",
                          caption_justify="left")
     for header in ("symbol", "model"):
         result.add_column(header, overflow="fold")
