@@ -12,7 +12,7 @@ import hashlib
 import importlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,6 +21,9 @@ import torch
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput, ForecastError  # noqa: F401 (ForecastError: re-exported for callers)
+
+QUANTILE_LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+"""The quantile levels a forecast reports (`orchestrator forecast`)."""
 
 Encoded = dict[str, torch.Tensor]
 """What `encode` returns: named tensors on the forecaster's device (the cache bounds its size in bytes)."""
@@ -78,6 +81,17 @@ class Forecaster(ABC):
     ) -> torch.Tensor:
         """[windows, n] next-bar close samples drawn with `generator` only."""
 
+    def quantiles(
+        self, encoded: Encoded, draws: torch.Tensor, params: Mapping[str, Any], levels: Sequence[float]
+    ) -> torch.Tensor:
+        """[windows, len(levels)] next-bar close quantiles (float64, CPU); NaN at a level the model cannot give.
+
+        `draws` are `sample`'s draws of every run, pooled ([windows, runs * n], float64, CPU). A sampling model
+        (fhs, toto, kronos) reads the levels off them, interpolating linearly as numpy.quantile (this default); a
+        deterministic one reads the distribution it predicts from `encoded` (Toto 2.0 overrides this).
+        """
+        return torch.quantile(draws, torch.tensor(levels, dtype=draws.dtype), dim=1).T.contiguous()
+
     @classmethod
     def check_space(cls, space: Any) -> None:
         """Raise BadInput for a value of `space` (a `Space`) that the space format allows but this model cannot run."""
@@ -93,6 +107,11 @@ _REGISTRY = {
     "kronos": "orchestrator.models.kronos:KronosForecaster",
     "toto2": "orchestrator.models.toto2:Toto2Forecaster",
 }
+
+
+def model_names() -> list[str]:
+    """Every registered model name."""
+    return list(_REGISTRY)
 
 
 def forecaster_class(name: str) -> type[Forecaster]:
