@@ -312,6 +312,7 @@ def as_dict(board: Board) -> dict[str, Any]:
             row.update({
                 "evidence": finite(r.evidence[name].to_dict()), "runs": board.runs[name], "config": str(c.path.resolve()),
                 "params": c.params, "study": (c.record.get("study") or {}).get("name"),
+                "study_uid": (c.record.get("study") or {}).get("uid"), "trial": (c.record.get("study") or {}).get("trial"),
                 "committed_at": c.record.get("committed_at"), "selected_until": board.selected_until[name],
             })
         models[name] = row

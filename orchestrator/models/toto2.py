@@ -96,9 +96,10 @@ class Toto2Forecaster(Forecaster):
     ) -> torch.Tensor:
         """The predicted quantiles at `levels`, read as `quantile_X` reads them (linear between the knots); NaN
         outside LEVELS[0]..LEVELS[-1], where the model predicts nothing."""
-        known = encoded["quantiles"].detach().to("cpu", torch.float64)
-        nan = torch.full((known.shape[0],), torch.nan, dtype=torch.float64)
-        return torch.stack([read_level(known, x) if LEVELS[0] <= x <= LEVELS[-1] else nan for x in levels], dim=1)
+        known = encoded["quantiles"].detach()
+        nan = torch.full((known.shape[0],), torch.nan, dtype=known.dtype, device=known.device)
+        read = [read_level(known, x) if LEVELS[0] <= x <= LEVELS[-1] else nan for x in levels]
+        return torch.stack(read, dim=1).to("cpu", torch.float64)
 
     def info(self) -> dict[str, Any]:
         return {
