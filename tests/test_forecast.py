@@ -234,7 +234,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tuned: dict, case: str,
         "no champions": ((), "run `orchestrator leaderboard` first, or pass --model"),
         "unknown model": (("--model", "prophet"), "model 'prophet': unknown"),
         "changed bars": (("--model", "fhs", "--data-dir", str(tmp_path)), "the earlier bars of"),
-        "short file": (("--model", "fhs", "--symbols", "AAA"), f"{TUNED} rows, fewer than the 5000 bars"),
+        "short file": (("--model", "fhs", "--symbols", "AAA", "--data-dir", str(tmp_path)), "25 rows, fewer than the"),
         "cannot run": (("--model", "fhs", "--symbols", "BBB"), "this version cannot run its params"),
         "missing weights": (("--model", "toto", "--weights", f"toto={tmp_path / 'none'}"), "weights"),
         "bad out": (("--model", "fhs", "--out", str(tmp_path / "f.txt")), "write FILE.csv or FILE.json"),
@@ -246,8 +246,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tuned: dict, case: str,
         frame.loc[10, "close"] *= 1.01  # one earlier bar edited
         frame.to_csv(tmp_path / "AAA.csv", index=False, float_format="%.6f")
         shutil.copy("trainingdata/BBB.csv", tmp_path / "BBB.csv")
-    elif case == "short file":
-        edit("configs/best/fhs/AAA.json", lambda c: c["params"].update(context_length=5000))
+    elif case == "short file":  # the last 25 bars only: fewer than any fhs config reads (32 at least)
+        pd.read_csv("trainingdata/AAA.csv").tail(25).to_csv(tmp_path / "AAA.csv", index=False, float_format="%.6f")
     elif case == "cannot run":
         edit("configs/best/fhs/BBB.json", lambda c: c["params"].update(aggregate="mode"))
     try:

@@ -159,6 +159,13 @@ def _forecast(choice: Choice, data_dir: Path | None, runs: int, seed: int, devic
         return row
     study = choice.record["study"]
     name = study.get("name") or f"{choice.model}/{choice.symbol}"
+    cls = forecaster_class(choice.model)
+    context = int(choice.params.get(cls.context_param, 0))
+    needed = min(context, int(choice.data.get("rows", context)))  # a study on fewer bars scored what it had
+    if series.rows < needed:
+        raise BadInput(f"{series.path}: {series.rows} rows, fewer than the {needed} bars the {choice.model} config "
+                       f"of {choice.symbol} reads ({cls.context_param} {context}, its study had "
+                       f"{choice.data.get('rows')} bars); pass the file with its history")
     try:
         behind = new_bars(name, series, _marks(choice), choice.path.parent.parent)
     except BadInput as exc:
@@ -167,10 +174,6 @@ def _forecast(choice: Choice, data_dir: Path | None, runs: int, seed: int, devic
         choice.notes.append(f"{choice.symbol}: the {choice.model} config is {behind} bars behind (its study saw "
                             f"{series.rows - behind} of {series.rows})")
     forecaster = _forecaster(choice, device, weights)
-    context = int(choice.params.get(forecaster.context_param, 0))
-    if series.rows < context:
-        raise BadInput(f"{series.path}: {series.rows} rows, fewer than the {context} bars the {choice.model} config "
-                       f"of {choice.symbol} reads ({forecaster.context_param}); add history to the file")
     unknown = sorted(set(choice.params) - forecaster.params)
     if unknown:
         raise BadInput(f"{choice.path}: params {', '.join(unknown)} are unknown to this version's {choice.model}; "
