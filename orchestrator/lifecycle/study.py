@@ -183,7 +183,8 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
     pause_for_tests("guard")
     with study_guard(storage, job.name, GUARD_SECONDS + settings.grace_period):
         recorded = set_up_attrs(storage, job.name)
-        fresh = fresh and (recorded or {}).get("uid") == seen  # another process replaced it meanwhile: join that
+        replaced = recorded is not None and seen is not None and recorded.get("uid") != seen
+        fresh = fresh and not replaced  # another process replaced it meanwhile: join its new study
         grown = check_setup(job, forecaster, fresh)
         archived = None
         if recorded is not None and (fresh or grown is not None):
@@ -196,6 +197,9 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
                 append_history(settings.best_dir, adjustment_entry(job.series, recorded["bars_record"],
                                                                    grown.rescale, rows))
         notes = _create(job, forecaster, storage, recorded, archived, grown)
+    if replaced:
+        notes = (f"{job.name}: another process replaced the study meanwhile (archived it as "
+                 f"{recorded.get('previous_study')}); joined the new study",)
     return Setup(archived, notes)
 
 
