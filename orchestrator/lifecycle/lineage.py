@@ -59,7 +59,7 @@ def pause_for_tests(point: str) -> None:
     """Where the environment's ORCHESTRATOR_TEST_PAUSE names this point (`POINT:FILE`), create FILE.reached and wait
     until FILE exists (at most 120 s), so that tests force an interleaving of processes instead of hoping for it.
     Points: `guard` (before the roll-forward guard), `checked` (under it, before archiving), `copied` (the archive
-    is complete, the original not deleted yet)."""
+    is complete, the original not deleted yet), `told` (after each trial a process finished)."""
     wanted, _, path = os.environ.get(PAUSE, "").partition(":")
     if wanted != point or not path:
         return

@@ -3,7 +3,6 @@ target (the loop itself: runloop.py), and the commit step."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ from orchestrator.search.sampling import archived_trials, enqueue_warm_starts, m
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path, study_settings
 from orchestrator.search.space import Space, load_space
 from orchestrator.storages.storage import (
-    check_storage_url, live_trials, open_storage, storage_exists, storage_label, study_guard, sync_wal,
+    check_storage_url, open_storage, storage_exists, storage_label, study_guard, sync_wal, wait_for_live_trials,
 )
 
 ROLLED_CONFIGS = 5
@@ -188,7 +187,7 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
         grown = check_setup(job, forecaster, fresh)
         archived = None
         if recorded is not None and (fresh or grown is not None):
-            _wait_for_live_trials(storage, job.name, settings.grace_period)
+            wait_for_live_trials(storage, job.name, settings.grace_period)
             pause_for_tests("checked")
             archived = archive(storage, job.name)
             if grown is not None and grown.rescale is not None:  # decisions before it stay scorable
@@ -201,19 +200,6 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
         notes = (f"{job.name}: another process replaced the study meanwhile (archived it as "
                  f"{recorded.get('previous_study')}); joined the new study",)
     return Setup(archived, notes)
-
-
-def _wait_for_live_trials(storage: RDBStorage, name: str, grace: int) -> None:
-    """Wait (at most `grace` seconds) until no trial of the study is alive in another process; BadInput if some
-    still are: the study is left to finish."""
-    study_id, deadline = storage.get_study_id_from_name(name), time.monotonic() + grace
-    while live := live_trials(storage, study_id):
-        if time.monotonic() >= deadline:
-            raise BadInput(
-                f"study {name}: trial(s) {', '.join(map(str, live))} still running in other processes (fresh "
-                f"heartbeats after {grace} s), so it is not archived: it is left to finish; run again when they are "
-                "done (`orchestrator status`)")
-        time.sleep(0.2)
 
 
 def _create(job: Job, forecaster: Forecaster, storage: RDBStorage, recorded: dict[str, Any] | None,

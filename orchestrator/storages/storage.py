@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -169,6 +170,19 @@ def live_trials(storage: RDBStorage, study_id: int) -> list[int]:
     return [number for number, start, beat in rows
             if (beat is not None and now - beat.replace(tzinfo=None) <= grace)
             or (beat is None and start is not None and start_now - start <= grace)]
+
+
+def wait_for_live_trials(storage: RDBStorage, name: str, grace: int) -> None:
+    """Wait (at most `grace` seconds) until no trial of the study is alive in another process; BadInput if some
+    still are: the study is left to finish, not archived under them."""
+    study_id, deadline = storage.get_study_id_from_name(name), time.monotonic() + grace
+    while live := live_trials(storage, study_id):
+        if time.monotonic() >= deadline:
+            raise BadInput(
+                f"study {name}: trial(s) {', '.join(map(str, live))} still running in other processes (fresh "
+                f"heartbeats after {grace} s), so it is not archived: it is left to finish; run again when they are "
+                "done (`orchestrator status`)")
+        time.sleep(0.2)
 
 
 @contextmanager
