@@ -21,7 +21,7 @@ from rich import box
 from rich.table import Table
 
 from orchestrator import __version__
-from orchestrator.decisions.records import finite, read_config, read_history
+from orchestrator.decisions.records import ADJUSTMENT, finite, read_config, read_history
 from orchestrator.data import MIN_VALIDATION_WINDOWS, Series, Windows, check_symbol, load_series
 from orchestrator.errors import BadInput
 from orchestrator.scoring.evaluation import Evaluator, naive_errors
@@ -159,11 +159,12 @@ def leaderboard(
     chosen = [s for s in sorted(found) if symbols is None or s in symbols]
     every = _committed(Path(best_dir), None, []) if models is not None else found
     history = [e for e in read_history(best_dir) if e.get("kind", "decision") == "decision"]
+    adjustments = read_history(best_dir, ADJUSTMENT)
     forecasters: dict[tuple[str, ModelOptions], Forecaster] = {}
     boards = []
     for symbol in chosen:
-        board = _board(symbol, found[symbol], history, data_dir, runs, level, device, seed, forecasters, problems,
-                       report)
+        board = _board(symbol, found[symbol], history, adjustments, data_dir, runs, level, device, seed, forecasters,
+                       problems, report)
         if board is not None:
             board.not_compared.update({m: "left out by --models" for m in every[symbol] if m not in found[symbol]})
             boards.append(board)
@@ -190,7 +191,7 @@ def _committed(best_dir: Path, models: list[str] | None, problems: list[str]) ->
     return found
 
 
-def _board(symbol, paths, history, data_dir, runs, level, device, seed, forecasters, problems, report):
+def _board(symbol, paths, history, adjustments, data_dir, runs, level, device, seed, forecasters, problems, report):
     compared: dict[str, Compared] = {}
     not_compared: dict[str, str] = {}
 
@@ -211,7 +212,7 @@ def _board(symbol, paths, history, data_dir, runs, level, device, seed, forecast
     first: dict[str, int] = {}
     for model in list(compared):
         try:
-            first[model] = rows_then(series[model], compared[model].data) - compared[model].test_windows
+            first[model] = rows_then(series[model], compared[model].data, adjustments) - compared[model].test_windows
         except BadInput as exc:
             drop(model, str(exc))
             del compared[model], series[model]
