@@ -221,6 +221,28 @@ def test_a_changed_config_is_flagged_against_champions_json(tuned: dict) -> None
         path.write_text(before)
 
 
+def test_a_dividend_adjustment_the_roll_forward_recognised_is_accepted(tuned: dict) -> None:
+    """Earlier bars rescaled by one factor: refused until a roll-forward recognised the adjustment (as the lineage
+    accepts it), then forecast from the config tuned before it, on today's adjusted bars."""
+    write_synthetic(Path("full"), ["CCC"], rows=300, seed=2, trend=0.01)
+    full = Path("full/CCC.csv").read_text()
+    keep_rows(Path("trainingdata/CCC.csv"), TUNED, full)
+    optimize("fhs", "CCC", "--trials", "1", "--space", "drift.toml")
+    config = read_json("configs/best/fhs/CCC.json")
+    adjusted = pd.read_csv("full/CCC.csv").head(TUNED + 10)
+    adjusted[["open", "high", "low", "close"]] *= 0.98  # a 2% dividend folded into every earlier bar
+    adjusted.to_csv("trainingdata/CCC.csv", index=False, float_format="%.2f")  # written at 2 decimals
+    refused = forecast("--model", "fhs", "--symbols", "CCC", "--runs", "2")
+    assert refused.exit_code == 2 and "rewritten or re-adjusted" in refused.stderr and not LOG.exists()
+    optimize("fhs", "CCC", "--trials", "1", "--space", "drift.toml")  # the night: rolls forward, recognises it
+    assert read_json("configs/best/fhs/CCC.json") == config  # one trial, the incumbent's own params: kept
+    result = cli("forecast", "--model", "fhs", "--symbols", "CCC", "--runs", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "earlier bars rescaled by 0.98" in result.stdout and "10 bars behind" in result.stdout
+    (line,) = log_lines()
+    assert line["last_bar"]["close"] == round(float(adjusted["close"].iloc[-1]), 2) and line["data"]["bars_after_study"] == 10
+
+
 def edit(path: str, change) -> None:
     config = read_json(path)
     change(config)
@@ -233,7 +255,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tuned: dict, case: str,
     args, expected = {
         "no champions": ((), "run `orchestrator leaderboard` first, or pass --model"),
         "unknown model": (("--model", "prophet"), "model 'prophet': unknown"),
-        "changed bars": (("--model", "fhs", "--data-dir", str(tmp_path)), "the earlier bars of"),
+        "changed bars": (("--model", "fhs", "--data-dir", str(tmp_path)), "rewritten or re-adjusted"),
         "short file": (("--model", "fhs", "--symbols", "AAA", "--data-dir", str(tmp_path)), "25 rows, fewer than the"),
         "cannot run": (("--model", "fhs", "--symbols", "BBB"), "this version cannot run its params"),
         "missing weights": (("--model", "toto", "--weights", f"toto={tmp_path / 'none'}"), "weights"),

@@ -21,11 +21,10 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
-from orchestrator.data import Series, Windows, check_symbol, load_series
+from orchestrator.data import Series, Windows, check_symbol, earlier_rows, load_series
 from orchestrator.decisions.champions import CHAMPIONS, NAIVE, read_champions
-from orchestrator.decisions.records import best_path, read_config
+from orchestrator.decisions.records import ADJUSTMENT, best_path, read_config, read_history
 from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
-from orchestrator.lifecycle.lineage import new_bars
 from orchestrator.models.base import QUANTILE_LEVELS, Forecaster, ModelOptions, create, forecaster_class, model_names
 from orchestrator.scoring.evaluation import Evaluator
 from orchestrator.settings import load_settings
@@ -166,13 +165,20 @@ def _forecast(choice: Choice, data_dir: Path | None, runs: int, seed: int, devic
         raise BadInput(f"{series.path}: {series.rows} rows, fewer than the {needed} bars the {choice.model} config "
                        f"of {choice.symbol} reads ({cls.context_param} {context}, its study had "
                        f"{choice.data.get('rows')} bars); pass the file with its history")
-    try:
-        behind = new_bars(name, series, _marks(choice), choice.path.parent.parent)
+    if "bars_sha256" not in choice.data:
+        raise BadInput(f"{choice.path}: no fingerprint of the bars it was tuned on (written by an earlier version); "
+                       "re-run `orchestrator optimize` for it")
+    try:  # the bars the study saw, unchanged or rescaled by adjustments a roll-forward recognised (as optimize's)
+        seen, factor = earlier_rows(series, choice.data, read_history(choice.path.parent.parent, ADJUSTMENT))
     except BadInput as exc:
         raise BadInput(f"forecast {choice.model}/{choice.symbol}: {exc}") from None
+    behind = series.rows - seen
+    if factor != 1.0:
+        choice.notes.append(f"{choice.symbol}: earlier bars rescaled by {factor:.4f} since the {choice.model} config "
+                            "was tuned (a dividend or split adjustment; returns unchanged)")
     if behind:
         choice.notes.append(f"{choice.symbol}: the {choice.model} config is {behind} bars behind (its study saw "
-                            f"{series.rows - behind} of {series.rows})")
+                            f"{seen} of {series.rows})")
     forecaster = _forecaster(choice, device, weights)
     unknown = sorted(set(choice.params) - forecaster.params)
     if unknown:
@@ -197,15 +203,6 @@ def _forecast(choice: Choice, data_dir: Path | None, runs: int, seed: int, devic
     })
     row["data"]["bars_after_study"] = behind
     return row
-
-
-def _marks(choice: Choice) -> dict[str, Any]:
-    """The bars the config's study was made on, as `lineage.new_bars` reads a study's attrs."""
-    data = choice.data
-    marks = {"uid": choice.record["study"].get("uid"), "data_sha256": data.get("sha256")}
-    if "bars_sha256" in data:
-        marks.update(data_rows=data["rows"], bars_sha256=data["bars_sha256"])
-    return marks
 
 
 def _forecaster(choice: Choice, device: str, weights: dict[str, str | None]) -> Forecaster:
