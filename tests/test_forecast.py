@@ -216,7 +216,8 @@ def test_a_changed_config_is_flagged_against_champions_json(tuned: dict) -> None
         result = cli("forecast", "--symbols", "BBB", "--device", "cpu", "--runs", "2", "--data-dir", "full")
         assert result.exit_code == 0, result.output
         assert "changed since the leaderboard chose it (params, trial)" in result.stdout
-        assert log_lines()[-1]["params"] == entry["params"]  # the champion's, as champions.json names them
+        line = log_lines()[-1]  # the champion's config, as champions.json names it
+        assert line["params"] == entry["params"] and line["trial"] == entry["models"]["fhs"]["trial"]
     finally:
         path.write_text(before)
 

@@ -47,6 +47,7 @@ class Choice:
     record: dict[str, Any] | None = None  # the committed config
     path: Path | None = None
     data: dict[str, Any] = field(default_factory=dict)  # how its study read the file
+    study: dict[str, Any] = field(default_factory=dict)  # the study (name, uid, trial) the params come from
     notes: list[str] = field(default_factory=list)
 
 
@@ -103,14 +104,15 @@ def _committed(best_dir: Path, model: str, symbol: str, status: str, params: dic
     if "data" not in record or "study" not in record:
         raise BadInput(f"{path}: no record of the data it was tuned on (written by an earlier version); re-run "
                        "`orchestrator optimize` for it")
+    study = record["study"]
     choice = Choice(symbol, model, status, params if params is not None else record["params"], record, path,
-                    record["data"])
+                    record["data"], dict(study))
     if listed is not None:
-        study = record["study"]
         now = {"params": record["params"], "study_uid": study.get("uid"), "trial": study.get("trial"),
                "committed_at": record.get("committed_at")}
         changed = [key for key in now if key in listed and listed[key] != now[key]]
-        if changed:
+        if changed:  # the row names the config the leaderboard chose
+            choice.study.update(name=listed.get("study"), uid=listed.get("study_uid"), trial=listed.get("trial"))
             choice.notes.append(f"{symbol}: the committed {model} config changed since the leaderboard chose it "
                                 f"({', '.join(changed)}); the champion's params were used: run `orchestrator "
                                 "leaderboard` again")
@@ -156,7 +158,7 @@ def _forecast(choice: Choice, data_dir: Path | None, runs: int, seed: int, devic
     }
     if choice.model is None:
         return row
-    study = choice.record["study"]
+    study = choice.study
     name = study.get("name") or f"{choice.model}/{choice.symbol}"
     cls = forecaster_class(choice.model)
     context = int(choice.params.get(cls.context_param, 0))
