@@ -103,9 +103,10 @@ def optimize(model: Model, symbol: Symbol, space: SpaceFile = None, weights: Wei
     options = ModelOptions(device=settings.device, weights=weights, tokenizer=tokenizer, compile=compile)
     job = prepare(model, symbol, settings, options, space)
     with StudyProgress(out, job) as progress:
-        outcome, done = run(job, fresh=fresh, record=record_decision, callbacks=[progress])
+        outcome, _ = run(job, fresh=fresh, record=record_decision, callbacks=[progress],
+                         announce=lambda note: out.print(note, highlight=False))  # before the first trial
     c = outcome.counts
-    for note in [*done.notes, *outcome.notes, short_history_note([job])]:
+    for note in [*outcome.notes, short_history_note([job])]:
         if note:
             out.print(note, highlight=False)
     out.print(f"{outcome.study}: {c.finished}/{job.settings.trials} trials ({c.complete} complete, {c.pruned} pruned, "
@@ -325,6 +326,12 @@ def best(model: Model, symbol: Annotated[str, typer.Option(metavar="SYMBOL", hel
         out.print(f"previous MAE {previous['mae']:.5f}", highlight=False)
     if record.get("decision_line"):
         out.print(f"decision: {record['decision_line']}", highlight=False)
+    checked = record.get("last_checked") or {}
+    if checked.get("mae") is not None and checked.get("naive_mae") is not None:
+        verdict = ("beats the naive zero-return forecast" if checked["mae"] < checked["naive_mae"] else
+                   "WARNING: does not beat the naive zero-return forecast: no better than a random walk")
+        out.print(f"last checked {checked['time']} by {checked['study']}: MAE {checked['mae']:.5f}, naive "
+                  f"{checked['naive_mae']:.5f}: {verdict}", highlight=False)
 
 
 @app.command()
@@ -341,6 +348,7 @@ def scorecard(
 
     Scores every decision in the history on the bars that arrived after it: the committed config against the one
     it replaced (or a rejected candidate against the kept incumbent), same draws for both."""
+    from orchestrator.decisions.records import read_history
     from orchestrator.decisions.scorecard import as_dict, scorecard as score, summarize, tables
 
     settings = load_settings(flags)
@@ -348,7 +356,7 @@ def scorecard(
     scores, problems = score(settings.best_dir, data_dir, runs, settings.device, notes.append)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    rows, summary = [as_dict(s) for s in scores], summarize(scores)
+    rows, summary = [as_dict(s) for s in scores], summarize(scores, read_history(settings.best_dir))
     if as_json:
         print(json.dumps({"decisions": rows, "summary": summary, "not_scored": notes, "problems": problems}, indent=2))
     else:

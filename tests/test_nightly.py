@@ -63,7 +63,8 @@ def test_grown_file_rolls_forward_warm_started_and_decides_again(workdir: Path) 
     result = optimize("AAA", "--trials", "10")
     assert result.exit_code == 0, result.output
     assert ROLLED.format(name="fhs/AAA") in result.stdout
-    assert "new study on 700 rows, warm-started with its 5 best configs" in result.stdout
+    assert ("new study on 700 rows, warm-started with its 5 best configs, kept its recorded settings except "
+            "--trials 10 (was 12)\n") in result.stdout
     (archived,) = names() - {"fhs/AAA"}
     assert archived.startswith("fhs/AAA@") and f"archived it as {archived}," in result.stdout
 
@@ -71,7 +72,8 @@ def test_grown_file_rolls_forward_warm_started_and_decides_again(workdir: Path) 
     assert len(counted(old.get_trials())) == 12 and old.user_attrs["data_rows"] == 640
     new = optuna.load_study(study_name="fhs/AAA", storage=STORAGE)
     attrs = new.user_attrs
-    assert (attrs["data_rows"], attrs["target"], attrs["eval_runs"], attrs["previous_study"]) == (700, 10, 3, archived)
+    # the recorded --eval-runs 2 carries over; --trials 10 is a flag
+    assert (attrs["data_rows"], attrs["target"], attrs["eval_runs"], attrs["previous_study"]) == (700, 10, 2, archived)
     trials = new.get_trials()
     assert trials[0].user_attrs["warm_start"] == "incumbent" and trials[0].params == incumbent
     warm = trials[1:6]

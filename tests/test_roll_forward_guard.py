@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,6 @@ import pytest
 
 from conftest import cli
 from orchestrator.data import Series, load_series, synthetic_ohlcv
-from orchestrator.data.adjust import Rescale, bars_record, rescaled
 from orchestrator.storages.counts import counted
 from test_postgres import postgres_url  # noqa: F401 (the fixture: a throwaway PostgreSQL server)
 
@@ -148,6 +148,38 @@ def test_two_processes_roll_forward_once_on_postgres(workdir: Path, tmp_path: Pa
     assert len(archives(postgres_url)) == 2
 
 
+def test_trials_running_in_another_process_are_not_archived_under_it(workdir: Path) -> None:
+    write_bars(600)
+    assert cli(*command("optimize", STORAGE)).exit_code == 0
+    storage = optuna.storages.RDBStorage(STORAGE)
+    study = optuna.load_study(study_name="fhs/AAA", storage=storage)
+    trial = study.ask()  # RUNNING in this process, its heartbeat kept fresh as a worker's is
+    count, stop = len(study.trials), threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.is_set():
+            storage.record_heartbeat(trial._trial_id)
+            stop.wait(0.5)
+
+    beat = threading.Thread(target=heartbeat)
+    beat.start()
+    write_bars(640)
+    try:
+        left = cli(*command("optimize", STORAGE))
+    finally:
+        stop.set()
+        beat.join()
+    assert left.exit_code == 2 and left.stderr == (
+        f"error: study fhs/AAA: trial(s) {trial.number} still running in other processes (fresh heartbeats after 3 s), "
+        "so it is not archived: it is left to finish; run again when they are done (`orchestrator status`)\n")
+    assert archives(STORAGE) == [] and len(study.trials) == count
+    study.tell(trial, 0.5)
+    assert cli(*command("optimize", STORAGE)).exit_code == 0
+    (archived,) = archives(STORAGE)
+    kept = optuna.load_study(study_name=archived, storage=STORAGE).trials[trial.number]
+    assert (kept.state, kept.value) == (optuna.trial.TrialState.COMPLETE, 0.5)
+
+
 def test_dividend_adjusted_file_rolls_forward_and_earlier_decisions_still_score(workdir: Path) -> None:
     write_bars(640, decimals=2)
     assert cli(*command("optimize", STORAGE)).exit_code == 0
@@ -183,6 +215,8 @@ def series_of(frame: pd.DataFrame, decimals: int, tmp: Path) -> Series:
 
 
 def test_a_split_rescales_volume_too_and_other_changes_are_not_a_rescale(tmp_path: Path) -> None:
+    from orchestrator.data import Rescale, bars_record, rescaled  # (imported here: this file also runs on main)
+
     bars = synthetic_ohlcv("AAA", 300)
     record = bars_record(series_of(bars.iloc[:250], 2, tmp_path))
     split = bars.copy()

@@ -19,7 +19,7 @@ from orchestrator import __version__
 from orchestrator.errors import UNSCORABLE, unscorable_reason
 from orchestrator.scoring.evidence import Evidence, SpaEvidence, evidence_text, paired_evidence, spa_evidence
 from orchestrator.decisions.records import (
-    DECISION, append_history, best_path, finite, read_config, read_history, write_atomic,
+    DECISION, append_history, best_path, finite, latest, read_config, read_history, write_atomic,
 )
 
 if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
@@ -68,6 +68,7 @@ class Decision:
     naive_mae: float | None = None
     note: str = ""
     earlier: bool = False  # found in the history: this trial was decided before, nothing was redone
+    selected_until: str | None = None  # the last bar the chosen config was selected on (`selected_until`)
 
     @property
     def beats_naive(self) -> bool | None:
@@ -188,8 +189,9 @@ def _from_history(history: list[dict[str, Any]], study_uid: str | None, trial: i
 def _entry(decision: Decision, uid: str | None, model: str, symbol: str, params: dict[str, Any],
            incumbent_params: dict[str, Any] | None, seed: int, provenance: dict[str, Any]) -> dict[str, Any]:
     """The history line of a decision."""
-    return {"kind": DECISION, **asdict(decision), "study_uid": uid, "model": model, "symbol": symbol,
-            "params": params, "incumbent_params": incumbent_params, "seed": seed, **provenance}
+    return {"kind": DECISION, **asdict(decision), "beats_naive": decision.beats_naive, "study_uid": uid,
+            "model": model, "symbol": symbol, "params": params, "incumbent_params": incumbent_params, "seed": seed,
+            **provenance}
 
 
 def _unrecorded_commit(history: list[dict[str, Any]], record: dict[str, Any] | None, path: Path) -> dict | None:
@@ -211,6 +213,7 @@ def _unrecorded_commit(history: list[dict[str, Any]], record: dict[str, Any] | N
         candidate={"validation": record["validation"], "test": record["test"]}, incumbent=incumbent, path=str(path),
         time=record["committed_at"], evidence=record["evidence"], rule=record["rule"],
         naive_mae=(record["naive"] or {}).get("validation"), note=RECOVERED,
+        selected_until=record.get("selected_until"),
     )
     return _entry(decision, study["uid"], record["model"], record["symbol"], record["params"],
                   None if previous is None else previous["params"], study["seed"],
@@ -244,13 +247,33 @@ def _decide_locked(study, best, evaluator, path, record, candidate, confirm_runs
         study=study.study_name, trial=best.number, committed=committed, candidate=scores, incumbent=incumbent,
         path=str(path), time=now, evidence=recorded,
         rule={**asdict(rule), "describe": rule.describe()}, naive_mae=naive,
+        selected_until=selected_until(study, evaluator),
     )
     if committed:
         write_atomic(path, _config_record(study, best, decision, storage_label, provenance, now))
+    else:  # kept: the same params and commit time, with how it stands tonight and what it was selected on
+        write_atomic(path, {**record, **standing(decision), "selected_until": latest(
+            record.get("selected_until"), decision.selected_until)})
     attrs = study.user_attrs
     entry = _entry(decision, attrs.get("uid"), attrs["model"], attrs["symbol"], best.params,
                    None if record is None else record["params"], attrs["seed"], provenance)
     return decision, entry
+
+
+def selected_until(study: optuna.Study, evaluator: Evaluator) -> str:
+    """The last bar the decision's configs were selected on: the last validation window of the study, or of the
+    archived studies whose warm starts fed it (`fed_until`), whichever is later."""
+    last = evaluator.series.frame["timestamp"].iloc[int(evaluator.windows.validation[-1])].isoformat()
+    return latest(last, study.user_attrs.get("fed_until"))
+
+
+def standing(decision: Decision) -> dict[str, Any]:
+    """How the config in use after `decision` stands against the naive forecast, as its record keeps it:
+    `beats_naive` and `last_checked` (when, its validation MAE and the naive one, on the decision's windows)."""
+    config = decision.candidate if decision.committed else decision.incumbent
+    return {"beats_naive": decision.beats_naive,
+            "last_checked": {"time": decision.time, "study": decision.study,
+                             "mae": (config.get("validation") or {}).get("mae"), "naive_mae": decision.naive_mae}}
 
 
 def tried_configs(study: optuna.Study, incumbent: dict[str, Any]) -> list[FrozenTrial]:
@@ -313,7 +336,8 @@ def _config_record(study, best, decision: Decision, storage_label, provenance, n
         "rule": decision.rule,
         "search": {"mae": best.value, "runs": attrs["eval_runs"]},
         "naive": attrs.get("naive_mae"),
-        "beats_naive": decision.beats_naive,
+        **standing(decision),
+        "selected_until": decision.selected_until,
         "data": provenance["data"],
         "options": provenance["options"],
         "study": {"name": study.study_name, "uid": attrs.get("uid"), "storage": storage_label, "trial": best.number,

@@ -2,13 +2,16 @@
 same bars that no compared config was selected on, with common random numbers; the model confidence set (Hansen,
 Lunde and Nason) of the models the data cannot tell apart from the best; and the champion per symbol.
 
-The bars: after the last validation window of the latest decision of each compared model and symbol (the history's
-rows, last timestamp and test windows; a decision that kept the incumbent re-chose it on its windows, so it counts),
-read from the file as those decisions read it, its bars checked against their fingerprint.
+The bars: after the latest `selected_until` of the compared configs, the last bar that any decision chose or kept
+a config on (its validation windows, and those of the archived studies whose warm starts fed it; a decision that
+kept the incumbent re-chose it on its windows, so it counts), and never before the latest decision's test windows;
+read from the file as the latest decisions read it, its bars checked against their fingerprint. With a decision
+every night, that leaves at most `test_windows` bars.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -212,7 +215,8 @@ def _board(symbol, paths, history, adjustments, data_dir, runs, level, device, s
     first: dict[str, int] = {}
     for model in list(compared):
         try:
-            first[model] = rows_then(series[model], compared[model].data, adjustments) - compared[model].test_windows
+            first[model] = max(rows_then(series[model], compared[model].data, adjustments) - compared[model].test_windows,
+                               _selected_rows(series[model], compared[model], history))
         except BadInput as exc:
             drop(model, str(exc))
             del compared[model], series[model]
@@ -257,6 +261,26 @@ def _compared(model: str, symbol: str, path: Path, history: list[dict[str, Any]]
                        "history.jsonl); re-run `orchestrator optimize` for it")
     return Compared(model=model, path=path, params=record["params"], record=record, data=source["data"],
                     test_windows=int(test), options=source.get("options") or {})
+
+
+def _selected_rows(series: Series, c: Compared, history: list[dict[str, Any]]) -> int:
+    """How many of the series' rows come up to the last bar that any decision chose or kept the config on (its
+    `selected_until`: recorded by the decision and the config, or for a decision of an earlier version, its last
+    validation window)."""
+    params = json.dumps(c.params, sort_keys=True, default=str)
+    stamps = series.frame["timestamp"]
+    rows = [int((stamps <= pd.Timestamp(c.record["selected_until"])).sum())] if c.record.get("selected_until") else []
+    for e in history:
+        chose = e.get("params") if e.get("committed") else e.get("incumbent_params")
+        if (e.get("model"), e.get("symbol")) != (c.model, series.symbol) or chose is None or \
+                json.dumps(chose, sort_keys=True, default=str) != params:
+            continue
+        if e.get("selected_until"):
+            rows.append(int((stamps <= pd.Timestamp(e["selected_until"])).sum()))
+        elif "data" in e and ((e.get("candidate") or {}).get("test") or {}).get("windows") is not None:
+            then = int((stamps <= pd.Timestamp(e["data"]["last_timestamp"])).sum())
+            rows.append(then - int(e["candidate"]["test"]["windows"]))
+    return max(rows, default=0)
 
 
 def _read_alike(symbol: str, compared: dict[str, Compared], data_dir: Path | None) -> dict[str, Series]:

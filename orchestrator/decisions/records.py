@@ -8,6 +8,7 @@ import json
 import math
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,13 @@ def append_history(best_dir: Path, entry: dict[str, Any]) -> None:
         history.write((b"\n" if torn else b"") + json.dumps(entry, allow_nan=False).encode() + b"\n")
         history.flush()
         os.fsync(history.fileno())
+
+
+def latest(*times: str | None) -> str | None:
+    """The latest of ISO timestamps (None ones skipped), as written; None when there is none. `selected_until`
+    and `fed_until` only ever move later through it."""
+    given = [t for t in times if t is not None]
+    return max(given, key=datetime.fromisoformat) if given else None
 
 
 def finite(values: dict[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,13 @@ class Score:
     new_errors: np.ndarray = field(repr=False)
     old_label: str = "incumbent"
     note: str = ""
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)  # bars, ns
+    until: int | None = None  # ns: the last bar of the lineage's next decision; later bars are that one's
+
+    @property
+    def in_force(self) -> np.ndarray:
+        """Which of the bars the decision was in force on: up to the lineage's next decision's last bar."""
+        return self.times <= self.until if self.until is not None else np.ones(len(self.times), dtype=bool)
 
     @cached_property
     def evidence(self) -> Evidence | None:
@@ -93,7 +100,7 @@ def scorecard(
         raise BadInput(f"{Path(best_dir) / 'history.jsonl'}: no decisions yet; run `orchestrator optimize` first")
     scores, problems, adjustments = [], [], read_history(best_dir, ADJUSTMENT)
     forecasters: dict[tuple[str, ModelOptions], Forecaster] = {}
-    for entry in history:
+    for i, entry in enumerate(history):
         name = f"{entry.get('study')} decision at {entry.get('time')}"
         if "data" not in entry or "incumbent_params" not in entry:
             report(f"{name}: recorded by an older version without what the scorecard needs; not scored")
@@ -108,6 +115,8 @@ def scorecard(
             continue
         if score.note:
             report(f"{name}: {score.note}")
+        later = [e for e in history[i + 1:] if _lineage(e) == _lineage(entry) and "data" in e]
+        score.until = pd.Timestamp(later[0]["data"]["last_timestamp"]).value if later else None
         scores.append(score)
     return scores, problems
 
@@ -152,7 +161,8 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
         old_params, old, note = None, naive_errors(series, ends), f"{exc}; scored against the naive forecast instead"
     return Score(study=entry["study"], model=model, symbol=symbol, decided=entry["time"], committed=committed,
                  bars=len(ends), old_mae=float(old.mean()), new_mae=float(new.mean()), old_errors=old, new_errors=new,
-                 old_label="incumbent" if old_params is not None else NAIVE, note=note)
+                 old_label="incumbent" if old_params is not None else NAIVE, note=note,
+                 times=pd.DatetimeIndex(series.frame["timestamp"].iloc[ends]).asi8)
 
 
 def rows_then(series: Series, data: dict[str, Any], adjustments: list[dict[str, Any]] = ()) -> int:
@@ -161,10 +171,15 @@ def rows_then(series: Series, data: dict[str, Any], adjustments: list[dict[str, 
     return earlier_rows(series, data, adjustments)[0]
 
 
-def summarize(scores: list[Score]) -> list[dict[str, Any]]:
-    """One row per (model, symbol) and one overall: decisions, how many got each verdict, bars, and the chosen
-    configs' MAE against the alternatives' on the pooled new bars, with the change's standard error (paired, in % of
-    the alternatives' MAE; negative: the decisions helped)."""
+def summarize(scores: list[Score], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per lineage (model/symbol) and one overall: decisions, how many got each verdict, turnover (of the
+    `history`'s decisions with a config in use, how many replaced it), bars, and the chosen configs' MAE against the
+    alternatives' with the change's standard error (paired, in % of the alternatives' MAE; negative: the decisions
+    helped).
+
+    Each bar counts once per lineage, from the decision in force on it (nightly decisions overlap: every one is
+    scored on all the bars after it). Overall, lineages that share a date (fhs/AAA and toto/AAA, or AAA and BBB)
+    are averaged per date before the paired test, so its windows are dates."""
     groups: dict[str, list[Score]] = {}
     for score in scores:
         groups.setdefault(f"{score.model}/{score.symbol}", []).append(score)
@@ -172,18 +187,30 @@ def summarize(scores: list[Score]) -> list[dict[str, Any]]:
         groups["overall"] = scores
     rows = []
     for name, group in groups.items():
-        chosen = np.concatenate([s.chosen_errors for s in group])
-        other = np.concatenate([s.other_errors for s in group])
-        evidence = paired_evidence(chosen, other) if len(chosen) >= 2 else None
+        times = np.concatenate([s.times[s.in_force] for s in group])
+        chosen = np.concatenate([s.chosen_errors[s.in_force] for s in group])
+        other = np.concatenate([s.other_errors[s.in_force] for s in group])
+        dates, at = np.unique(times, return_inverse=True)  # sorted; one per bar within a lineage
+        count = np.bincount(at, minlength=len(dates))
+        chosen, other = (np.bincount(at, weights=e, minlength=len(dates)) / count for e in (chosen, other))
+        evidence = paired_evidence(chosen, other) if len(dates) >= 2 else None
+        lineages = {_lineage(e) for e in history} if name == "overall" else {tuple(name.split("/", 1))}
+        decided = [e for e in history if _lineage(e) in lineages and e.get("incumbent") is not None]
         rows.append({
             "group": name, "decisions": len(group),
             **{verdict.replace(" ", "_"): sum(s.verdict == verdict for s in group) for verdict in VERDICTS},
-            "bars": int(sum(s.bars for s in group)), "chosen_mae": float(chosen.mean()),
-            "alternative_mae": float(other.mean()),
+            "turnover": {"changed": sum(bool(e.get("committed")) for e in decided), "nights": len(decided)},
+            "bars": len(times), "dates": len(dates),
+            "chosen_mae": float(chosen.mean()) if len(dates) else None,
+            "alternative_mae": float(other.mean()) if len(dates) else None,
             "change": None if evidence is None else -evidence.improvement,
             "se": None if evidence is None else evidence.se,
         })
     return rows
+
+
+def _lineage(entry: dict[str, Any]) -> tuple[Any, Any]:
+    return entry.get("model"), entry.get("symbol")
 
 
 def as_dict(score: Score) -> dict[str, Any]:
@@ -208,12 +235,16 @@ def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Ta
         se = "" if r["se"] is None else f" ± {r['se']:.2%}"
         decisions.add_row(r["study"], r["decided"], "commit" if r["committed"] else "kept incumbent", str(r["bars"]),
                           r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se, r["verdict"])
-    groups = Table(title="chosen config vs the alternative (pooled bars; negative change: the decisions helped)",
-                   title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("model/symbol", "decisions", *VERDICTS, "bars", "chosen MAE", "alternative MAE", "change ± se"):
+    groups = Table(title="chosen config vs the alternative (each bar once per model/symbol, from the decision in "
+                         "force on it; changed: nights that replaced the config in use; negative change: the "
+                         "decisions helped)", title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("model/symbol", "decisions", *VERDICTS, "changed", "bars", "chosen MAE", "alternative MAE",
+                   "change ± se"):
         groups.add_column(header, no_wrap=True)
+    mae = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
     for r in summary:
         se = "" if r["se"] is None else f" ± {r['se']:.2%}"
-        groups.add_row(r["group"], str(r["decisions"]), *(str(r[v.replace(" ", "_")]) for v in VERDICTS),
-                       str(r["bars"]), f"{r['chosen_mae']:.5f}", f"{r['alternative_mae']:.5f}", pct(r["change"]) + se)
+        turnover = f"{r['turnover']['changed']} of {r['turnover']['nights']}"
+        groups.add_row(r["group"], str(r["decisions"]), *(str(r[v.replace(" ", "_")]) for v in VERDICTS), turnover,
+                       str(r["bars"]), mae(r["chosen_mae"]), mae(r["alternative_mae"]), pct(r["change"]) + se)
     return [decisions, groups]

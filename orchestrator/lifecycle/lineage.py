@@ -19,9 +19,9 @@ import pandas as pd
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from orchestrator.decisions.records import HISTORY, read_history
+from orchestrator.decisions.records import HISTORY, append_history, read_history
 from orchestrator.data import Series
-from orchestrator.data.adjust import Rescale, bars_record, rescaled
+from orchestrator.data.adjust import Rescale, adjustment_entry, bars_record, rescaled
 from orchestrator.errors import BadInput
 
 COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "val_windows", "test_windows",
@@ -189,6 +189,14 @@ def new_bars(name: str, series: Series, attrs: Mapping[str, Any], best_dir: Path
         f"the earlier bars of {series.path} changed since study {name} (re-adjusted prices, or another file?): "
         f"pass --fresh to start a new study on them{_first_change(series, marks)}"
     )
+
+
+def record_rescale(best_dir: Path, series: Series, attrs: Mapping[str, Any], rescale: Rescale) -> None:
+    """Append the rescale a roll-forward recognised (against the archived study's `attrs`) to the history, for each
+    number of bars a decision on this symbol saw, so that decisions made before it are still scored."""
+    rows = [entry["data"]["rows"] for entry in read_history(best_dir)
+            if entry.get("symbol") == series.symbol and "rows" in entry.get("data", {})]
+    append_history(best_dir, adjustment_entry(series, attrs["bars_record"], rescale, rows))
 
 
 def _blocks(rows: int) -> list[tuple[int, int]]:

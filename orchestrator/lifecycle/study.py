@@ -4,7 +4,7 @@ target (the loop itself: runloop.py), and the commit step."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,16 +15,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.decisions.commit import CommitRule, Decision, decide
 from orchestrator.storages.counts import Counts, counts
-from orchestrator.data import Series, Windows, check_symbol, csv_path, file_sha256, load_series, make_windows
+from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.scoring.evaluation import EncodeCache, Evaluator, naive_mae
-from orchestrator.data.adjust import adjustment_entry
 from orchestrator.lifecycle.lineage import (
-    READING, Growth, archive, bars_marks, check_resumable, new_bars, pause_for_tests, set_up_attrs, stored_attrs,
+    READING, Growth, archive, bars_marks, check_resumable, new_bars, pause_for_tests, record_rescale, set_up_attrs,
+    stored_attrs,
 )
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 from orchestrator.search.objective import Objective, TrialGuard
-from orchestrator.decisions.records import append_history, best_path, read_config, read_history, transfer_configs
+from orchestrator.decisions.records import best_path, latest, read_config, transfer_configs
 from orchestrator.search.runloop import best_number, run_to_target
 from orchestrator.search.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path, study_settings
@@ -35,6 +35,8 @@ from orchestrator.storages.storage import (
 
 ROLLED_CONFIGS = 5
 """A study rolled forward onto grown data enqueues (TPE) up to this many best distinct configs of the archived one."""
+CMAES_WARM = 10
+"""CMA-ES warm-starts from an archived study with at least this many complete trials (WS-CMA-ES: `make_sampler`)."""
 GUARD_SECONDS = 600
 """How long a setup waits for another process's roll-forward of the same study (plus the grace period)."""
 
@@ -120,24 +122,33 @@ def prepare(
 
 def resumed_settings(model: str, symbol: str, settings: Settings, explicit: set[str]) -> Settings:
     """`settings` with an existing study's recorded study settings (STUDY_KEYS) and target where no flag set them,
-    so a study resumes as it was created (an older study keeps its windows and its `any` rule). When its data file
-    changed (grown data rolls the study forward), only how the file is read (READING) carries over: the new study
-    takes this command's flags and the config's defaults, as --fresh would."""
+    so a study resumes as it was created (an older study keeps its windows and its `any` rule). A study that rolls
+    forward onto grown data keeps them too: the new study is the next night of the same lineage, and `setup`'s line
+    names each flag that changed one."""
     check_storage_url(settings.storage)
     if not storage_exists(settings.storage):
         return settings
     attrs = stored_attrs(open_storage(settings.storage, settings), study_name(model, symbol))
     if not attrs or "settings" not in attrs:
         return settings
-    path = csv_path(settings.data_dir, symbol)
-    changed = path.is_file() and file_sha256(path) != attrs.get("data_sha256")
     values = settings.model_dump()
-    for key in READING if changed else STUDY_KEYS:
+    for key in STUDY_KEYS:
         if key not in explicit:
             values[key] = attrs["settings"].get(key, LEGACY.get(key, values[key]))
-    if "trials" not in explicit and not changed:
+    if "trials" not in explicit:
         values["trials"] = attrs.get("target", values["trials"])
     return study_settings(study_name(model, symbol), values)
+
+
+def changed_settings(recorded: Mapping[str, Any], settings: Settings) -> list[str]:
+    """'--test-windows 60 (was 20)' for each study setting (and the target) that differs from what the stored study
+    recorded: with `resumed_settings`, only a flag changes one."""
+    before = {**{k: recorded["settings"].get(k, LEGACY.get(k)) for k in STUDY_KEYS
+                 if k in recorded["settings"] or k in LEGACY}, "trials": recorded.get("target")}
+    now = {**settings.model_dump(mode="json"), "trials": settings.trials}
+    shown = lambda v: "on" if v is True else "off" if v is False else "none" if v is None else v  # noqa: E731
+    return [f"--{key.replace('_', '-')} {shown(now[key])} (was {shown(value)})" for key, value in before.items()
+            if value != now[key]]
 
 
 @dataclass(frozen=True)
@@ -190,11 +201,8 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
             wait_for_live_trials(storage, job.name, settings.grace_period)
             pause_for_tests("checked")
             archived = archive(storage, job.name)
-            if grown is not None and grown.rescale is not None:  # decisions before it stay scorable
-                rows = [entry["data"]["rows"] for entry in read_history(settings.best_dir)
-                        if entry.get("symbol") == job.symbol and "rows" in entry.get("data", {})]
-                append_history(settings.best_dir, adjustment_entry(job.series, recorded["bars_record"],
-                                                                   grown.rescale, rows))
+            if grown is not None and grown.rescale is not None:
+                record_rescale(settings.best_dir, job.series, recorded, grown.rescale)
         notes = _create(job, forecaster, storage, recorded, archived, grown)
     if replaced:
         notes = (f"{job.name}: another process replaced the study meanwhile (archived it as "
@@ -223,7 +231,9 @@ def _create(job: Job, forecaster: Forecaster, storage: RDBStorage, recorded: dic
         rolled = enqueue_warm_starts(study, job.space, params, transfers, settings.max_transfer,
                                      previous if settings.sampler == "tpe" else [], ROLLED_CONFIGS)
         if grown is not None:
-            notes = (_rolled_line(job, archived, grown, rolled, len(previous)),)
+            if rolled or (settings.sampler == "cmaes" and len(previous) >= CMAES_WARM):
+                study.set_user_attr("fed_until", fed_until(job.series, recorded, grown.bars))
+            notes = (_rolled_line(job, archived, grown, rolled, len(previous), changed_settings(recorded, settings)),)
         elif archived is not None:
             notes = (f"archived the previous study as {archived}",)
     study.set_user_attr("target", settings.trials)
@@ -232,10 +242,21 @@ def _create(job: Job, forecaster: Forecaster, storage: RDBStorage, recorded: dic
     return notes
 
 
-def _rolled_line(job: Job, archived: str, grown: Growth, enqueued: int, complete: int) -> str:
+def fed_until(series: Series, archived: Mapping[str, Any], grown: int) -> str:
+    """The last bar that the warm starts of a study rolled forward from `archived` (its attrs) were selected on: the
+    archive's last validation window, or an earlier archive's that fed it, whichever is later. The bars before the
+    appended ones are the archive's, so its rows index today's series."""
+    last = series.frame["timestamp"].iloc[series.rows - grown - int(archived["test_windows"]) - 1].isoformat()
+    return latest(last, archived.get("fed_until"))
+
+
+def _rolled_line(job: Job, archived: str, grown: Growth, enqueued: int, complete: int, changed: list[str]) -> str:
+    """One line, said before the first trial: what grew (and how the earlier bars were rescaled, if they were), the
+    archive, the new study, its warm starts, and the flags that changed a recorded setting (clauses joined by
+    commas, so a note can be added)."""
     if job.settings.sampler == "cmaes":
-        warm = (f"CMA-ES warm-started from its {complete} complete trials" if complete >= 10 else
-                f"not warm-started from it: CMA-ES needs 10 of its complete trials, it has {complete}")
+        warm = (f"CMA-ES warm-started from its {complete} complete trials" if complete >= CMAES_WARM else
+                f"not warm-started from it: CMA-ES needs {CMAES_WARM} of its complete trials, it has {complete}")
     elif enqueued:
         warm = f"warm-started with its {enqueued} best config{'s' if enqueued > 1 else ''}"
     else:
@@ -244,7 +265,9 @@ def _rolled_line(job: Job, archived: str, grown: Growth, enqueued: int, complete
     what = (f"{grown.bars} new bars since the last study ({earlier})" if grown.bars else
             f"{job.series.path} was rewritten with the same bars" if grown.rescale is None else
             f"{job.series.path}: {earlier}")
-    return f"{job.name}: {what}: archived it as {archived}, new study on {job.series.rows} rows, {warm}"
+    kept = "kept its recorded settings" + (f" except {', '.join(changed)}" if changed else "")
+    clauses = [f"archived it as {archived}", f"new study on {job.series.rows} rows", warm, kept]
+    return f"{job.name}: {what}: {', '.join(clauses)}"
 
 
 @dataclass
@@ -389,10 +412,13 @@ def raise_target(job: Job, target: int) -> None:
 
 
 def optimize(
-    job: Job, fresh: bool = False, record: RecordDecision | None = None, callbacks: list[Callback] = ()
+    job: Job, fresh: bool = False, record: RecordDecision | None = None, callbacks: list[Callback] = (),
+    announce: Callable[[str], None] = lambda note: None,
 ) -> tuple[Outcome, Setup]:
     """Set up (or resume, or roll forward) the study and work on it in this process; returns the outcome and what
-    the setup did."""
+    the setup did. `announce` gets each of the setup's notes before the first trial."""
     forecaster = create(job.model, job.options)  # missing weights are bad input: refused before anything is written
     done = setup(job, forecaster, fresh)
+    for note in done.notes:
+        announce(note)
     return work(job, forecaster=forecaster, record=record, callbacks=callbacks), done

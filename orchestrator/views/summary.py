@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 STATUS_KEYS = ("study", "model", "symbol", "complete", "pruned", "failed", "running", "target", "best_value",
                "incumbent_value", "naive_mae", "committed", "evidence", "beats_naive", "decision", "incumbent")
 """`status --json`: `best_value` is the search's best trial; `incumbent_value` the incumbent's MAE that the last
-decision measured; `incumbent` the config in use now (null when none is committed)."""
+decision measured; `incumbent` the config in use now (null when none is committed), with `last_checked`: when the
+latest decision measured it, its MAE and the naive one; `beats_naive` whether it beat naive then (the study's last
+decision's when the config has no `last_checked`)."""
 LAUNCH_KEYS = {"study": "study", "model": "model", "symbol": "symbol", "status": "status", "trials": "trials",
                "target": "target", "search_mae": "best_value", "validation_mae": "confirm_mae",
                "test_mae": "confirm_test_mae", "incumbent_mae": "incumbent_value", "naive_mae": "naive_mae",
@@ -75,14 +77,15 @@ def study_row(name: str, attrs: dict[str, Any], trials: list[FrozenTrial], best_
     current = bool(decision) and best is not None and decision.get("trial") == best.number
     if launch is not None and not current:
         decision = {}
+    use = in_use(best_dir, name, attrs)
     row = {
         "study": name, "model": attrs.get("model"), "symbol": attrs.get("symbol"),
         "complete": c.complete, "pruned": c.pruned, "failed": c.failed, "running": c.running,
         "trials": c.finished, "target": attrs.get("target"), "best_value": best.value if best is not None else None,
         "naive_mae": (attrs.get("naive_mae") or {}).get("validation"),
-        "incumbent": in_use(best_dir, name, attrs),
+        "incumbent": use,
         "committed": decision.get("committed"), "evidence": decision.get("evidence"),
-        "beats_naive": decision.get("beats_naive"), "decision": decision.get("line"),
+        "beats_naive": beats_naive(use, decision), "decision": decision.get("line"),
         "confirm_mae": decision.get("candidate_mae"), "confirm_test_mae": decision.get("candidate_test_mae"),
         "incumbent_value": decision.get("incumbent_mae"),
     }
@@ -115,8 +118,17 @@ def in_use(best_dir: Path, name: str, attrs: dict[str, Any]) -> dict[str, Any] |
         "committed_at": record.get("committed_at"), "study": by.get("name"), "trial": by.get("trial"),
         # the uid names the committing study (an archive keeps it); configs from before uids were recorded: the name
         "this_study": by.get("uid") == attrs.get("uid") if by.get("uid") else by.get("name") == name,
-        "beats_naive": record.get("beats_naive"), "params": record["params"],
+        "last_checked": record.get("last_checked"), "params": record["params"],
     }
+
+
+def beats_naive(use: dict[str, Any] | None, decision: dict[str, Any]) -> bool | None:
+    """Whether the config in use beat the naive forecast when the latest decision measured it (`last_checked`);
+    the study's last decision's verdict for a config committed before that was recorded."""
+    checked = (use or {}).get("last_checked") or {}
+    if checked.get("mae") is not None and checked.get("naive_mae") is not None:
+        return checked["mae"] < checked["naive_mae"]
+    return decision.get("beats_naive")
 
 
 def launch_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,14 +181,17 @@ def summary_table(rows: list[dict[str, Any]]) -> Group:
 
 
 def in_use_text(row: dict[str, Any]) -> str:
-    """'0.01093 (trial 12, 2025-06-01)': its validation MAE when committed, by which trial of this study (or of an
-    earlier study of the same name, or of another study) on which day."""
+    """'0.01093 (trial 12, 2025-06-01)': its validation MAE when the latest decision measured it (else when
+    committed), by which trial of this study (or of an earlier study of the same name, or of another study) on which
+    day; ', not better than naive' when it did not beat the naive forecast then."""
     use = row["incumbent"]
     if use is None:
         return "none"
     if "error" in use:
         return "unreadable (see `orchestrator best`)"
-    mae = _fmt(use["validation_mae"]) if use["validation_mae"] is not None else "no MAE recorded"
+    checked = (use.get("last_checked") or {}).get("mae")  # how it stands today: the latest decision's measure
+    value = checked if checked is not None else use["validation_mae"]
+    mae = "no MAE recorded" if value is None else _fmt(value)
     if use["trial"] is None:
         by = []
     elif use["this_study"]:
@@ -185,7 +200,7 @@ def in_use_text(row: dict[str, Any]) -> str:
         by = [f"trial {use['trial']} of " + ("an earlier study" if use["study"] == row["study"] else use["study"])]
     when = [use["committed_at"][:10]] if use["committed_at"] else []
     text = f"{mae} ({', '.join(by + when)})" if by or when else mae
-    return text + (", not better than naive" if use["beats_naive"] is False else "")
+    return text + (", not better than naive" if row["beats_naive"] is False else "")
 
 
 def decision_text(row: dict[str, Any], short: bool = False) -> str:
