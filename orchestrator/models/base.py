@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from orchestrator.data import Contexts
@@ -87,10 +88,11 @@ class Forecaster(ABC):
         """[windows, len(levels)] next-bar close quantiles (float64, CPU); NaN at a level the model cannot give.
 
         `draws` are `sample`'s draws of every run, pooled ([windows, runs * n], float64, CPU). A sampling model
-        (fhs, toto, kronos) reads the levels off them, interpolating linearly as numpy.quantile (this default); a
-        deterministic one reads the distribution it predicts from `encoded` (Toto 2.0 overrides this).
+        (fhs, toto, kronos) reads the levels off them with numpy.quantile (linear; unlike torch.quantile, no limit
+        on the draws' size: 250 windows x 16 runs x 4096 samples pass); a deterministic one reads the distribution
+        it predicts from `encoded` (Toto 2.0 overrides this).
         """
-        return torch.quantile(draws, torch.tensor(levels, dtype=draws.dtype), dim=1).T.contiguous()
+        return torch.from_numpy(np.quantile(draws.numpy(), list(levels), axis=1).T.copy())
 
     @classmethod
     def check_space(cls, space: Any) -> None:
