@@ -248,7 +248,8 @@ def test_a_dividend_adjustment_the_roll_forward_recognised_is_accepted(tuned: di
     assert result.exit_code == 0, result.output
     assert "earlier bars rescaled by 0.98" in result.stdout and "10 bars behind" in result.stdout
     (line,) = log_lines()
-    assert line["last_bar"]["close"] == round(float(adjusted["close"].iloc[-1]), 2) and line["data"]["bars_after_study"] == 10
+    assert line["last_bar"]["close"] == round(float(adjusted["close"].iloc[-1]), 2)
+    assert line["data"]["bars_after_study"] == 10
 
 
 def edit(path: str, change) -> None:

@@ -25,9 +25,10 @@ from orchestrator.data import Series, Windows, check_symbol, earlier_rows, load_
 from orchestrator.decisions.champions import CHAMPIONS, NAIVE, read_champions
 from orchestrator.decisions.records import ADJUSTMENT, best_path, read_config, read_history
 from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
-from orchestrator.models.base import QUANTILE_LEVELS, Forecaster, ModelOptions, create, forecaster_class, model_names
+from orchestrator.models.base import QUANTILE_LEVELS, Forecaster, ModelOptions, create, forecaster_class
 from orchestrator.scoring.evaluation import Evaluator
 from orchestrator.settings import load_settings
+from orchestrator.symbols import MODELS
 
 LOG = "forecasts.jsonl"
 CHOSEN = "--model"
@@ -137,7 +138,8 @@ def _series(choice: Choice, data_dir: Path | None) -> Series:
     cls = forecaster_class(choice.model) if choice.model else None
     return load_series(path.parent, choice.symbol, cls.required_columns if cls else ("close",),
                        cls.optional_columns if cls else (), price=data.get("price"),
-                       drop_missing=bool(data.get("drop_missing", False)), dayfirst=bool(data.get("dayfirst", False)))
+                       drop_missing=bool(data.get("drop_missing", False)), dayfirst=bool(data.get("dayfirst", False)),
+                       decimal=data.get("decimal", "auto"))
 
 
 def _forecast(choice: Choice, data_dir: Path | None, runs: int, seed: int, device: str,
@@ -150,10 +152,11 @@ def _forecast(choice: Choice, data_dir: Path | None, runs: int, seed: int, devic
         "seed": seed, "runs": 0, "champion": choice.status,
         "last_bar": {"timestamp": series.last_timestamp, "close": last},
         "point": {"return": 0.0, "close": last},
-        "quantiles": dict.fromkeys(map(str, QUANTILE_LEVELS)), "quantile_closes": dict.fromkeys(map(str, QUANTILE_LEVELS)),
+        "quantiles": dict.fromkeys(map(str, QUANTILE_LEVELS)),
+        "quantile_closes": dict.fromkeys(map(str, QUANTILE_LEVELS)),
         "data": {"file": str(series.path), "rows": series.rows, "price": series.price,
                  "drop_missing": bool(choice.data.get("drop_missing", False)),
-                 "dayfirst": bool(choice.data.get("dayfirst", False))},
+                 "dayfirst": bool(choice.data.get("dayfirst", False)), "decimal": choice.data.get("decimal", "auto")},
         "notes": choice.notes,
     }
     if choice.model is None:
@@ -258,7 +261,7 @@ def forecast(
     if best_dir is None:
         best_dir = load_settings({}).best_dir
     if not isinstance(weights, dict):
-        weights = dict.fromkeys(model_names(), weights)
+        weights = dict.fromkeys(MODELS, weights)
     rows = forecasts(Path(best_dir), None if data_dir is None else Path(data_dir), symbols, model, runs, seed,
                      device, weights)
     return pd.DataFrame([flat(row) for row in rows])

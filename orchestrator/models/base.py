@@ -22,6 +22,7 @@ import torch
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput, ForecastError  # noqa: F401 (ForecastError: re-exported for callers)
+from orchestrator.symbols import MODELS, check_model
 
 QUANTILE_LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 """The quantile levels a forecast reports (`orchestrator forecast`)."""
@@ -103,24 +104,10 @@ class Forecaster(ABC):
         return {"device": str(self.device)}
 
 
-_REGISTRY = {
-    "fhs": "orchestrator.models.fhs:FHSForecaster",
-    "toto": "orchestrator.models.toto:TotoForecaster",
-    "kronos": "orchestrator.models.kronos:KronosForecaster",
-    "toto2": "orchestrator.models.toto2:Toto2Forecaster",
-}
-
-
-def model_names() -> list[str]:
-    """Every registered model name."""
-    return list(_REGISTRY)
-
-
 def forecaster_class(name: str) -> type[Forecaster]:
-    """The class registered under `name`; heavy model packages are imported only here, on first use."""
-    if name not in _REGISTRY:
-        raise BadInput(f"model {name!r}: unknown; choose one of {', '.join(_REGISTRY)}")
-    module, attr = _REGISTRY[name].split(":")
+    """The class registered under `name` (`symbols.MODELS`); heavy model packages are imported only here, on first
+    use."""
+    module, attr = MODELS[check_model(name)].split(":")
     return getattr(importlib.import_module(module), attr)
 
 
