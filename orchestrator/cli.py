@@ -461,6 +461,57 @@ def leaderboard(
 
 @app.command()
 @exits_2_on_bad_input
+@with_settings("best_dir", "device")
+def forecast(
+    symbols: Annotated[Optional[str], typer.Option(
+        metavar="SYMBOLS", help="Comma-separated symbols  [default: every symbol in champions.json, or with a "
+                                "committed --model config]")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        metavar="NAME", help=f"Use this family's committed configs, not the champions: {MODELS}")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="Where the <SYMBOL>.csv files are now  [default: the paths the configs recorded]")] = None,
+    runs: Annotated[int, typer.Option(min=1, metavar="N", help="Runs of a sampling model, pooled (as the "
+                                                               "leaderboard scores)")] = 16,
+    seed: Annotated[int, typer.Option(min=0, metavar="INT", help="Seed of the runs")] = 0,
+    weights: LaunchWeights = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", metavar="FILE.csv|FILE.json",
+                                                     help="Also write the forecasts to this file")] = None,
+    as_json: AsJson = False, **flags: Any,
+) -> None:
+    """Each symbol's next-bar forecast from its champion; logs it.
+
+    The bar after each data file's last bar, forecast by the champion's committed config (champions.json, from
+    `orchestrator leaderboard`) exactly as it was scored: the point forecast (the config's aggregate, averaged over
+    the runs) and the quantiles 0.05 to 0.95. No champion: the naive zero-return forecast, flagged. Every forecast
+    is appended to <best-dir>/forecasts.jsonl, to be scored against the bar that comes."""
+    from orchestrator.lifecycle.forecasts import flat, forecasts, table
+    from orchestrator.symbols import MODELS as NAMES
+
+    if out_file is not None and out_file.suffix not in (".csv", ".json"):
+        raise BadInput(f"--out {out_file}: write FILE.csv or FILE.json")
+    settings = load_settings(flags)
+    rows = forecasts(settings.best_dir, data_dir, _split(symbols) if symbols else None, model, runs, seed,
+                     settings.device, _per_model(weights, list(NAMES), "--weights"))
+    if out_file is not None:
+        import pandas as pd
+
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        if out_file.suffix == ".csv":
+            pd.DataFrame([flat(row) for row in rows]).to_csv(out_file, index=False)
+        else:
+            out_file.write_text(json.dumps(rows, indent=2) + "\n")
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    out.print(table(rows), highlight=False)
+    for note in (note for row in rows for note in row["notes"]):
+        out.print(note, highlight=False)
+    out.print(f"logged to {settings.best_dir / 'forecasts.jsonl'}"
+              + (f"; wrote {out_file}" if out_file is not None else ""), highlight=False)
+
+
+@app.command()
+@exits_2_on_bad_input
 def demo() -> None:
     """The whole flow on generated data; writes only studies/demo/.
 

@@ -80,7 +80,10 @@ def run_demo(console: Console, trials: int = 30) -> None:
         f"  orchestrator dashboard --storage {storage} --artifact-dir {ROOT / 'artifacts'}\n"
         f"  orchestrator report --storage {storage} --artifact-dir {ROOT / 'artifacts'} --best-dir {ROOT / 'best'} "
         f"--out {ROOT / 'report.html'}\n"
-        f"  history of every commit decision: {ROOT / 'best' / 'history.jsonl'}",
+        f"  history of every commit decision: {ROOT / 'best' / 'history.jsonl'}\n"
+        "use what the night chose (the champion per symbol, then its next-bar forecast, logged):\n"
+        f"  orchestrator leaderboard --best-dir {ROOT / 'best'}\n"
+        f"  orchestrator forecast --best-dir {ROOT / 'best'} --out {ROOT / 'forecasts.csv'}",
         highlight=False,
     )
 

@@ -24,7 +24,7 @@ import pandas as pd
 from rich.table import Table
 
 from orchestrator import __version__
-from orchestrator.decisions.records import finite, read_config, read_history
+from orchestrator.decisions.records import ADJUSTMENT, finite, read_config, read_history
 from orchestrator.data import MIN_VALIDATION_WINDOWS, Series, Windows, check_symbol, load_series
 from orchestrator.errors import BadInput
 from orchestrator.symbols import MODELS
@@ -162,11 +162,12 @@ def leaderboard(
     chosen = [s for s in sorted(found) if symbols is None or s in symbols]
     every = _committed(Path(best_dir), None, []) if models is not None else found
     history = [e for e in read_history(best_dir) if e.get("kind", "decision") == "decision"]
+    adjustments = read_history(best_dir, ADJUSTMENT)
     forecasters: dict[tuple[str, ModelOptions], Forecaster] = {}
     boards = []
     for symbol in chosen:
-        board = _board(symbol, found[symbol], history, data_dir, runs, level, device, seed, forecasters, problems,
-                       report)
+        board = _board(symbol, found[symbol], history, adjustments, data_dir, runs, level, device, seed, forecasters,
+                       problems, report)
         if board is not None:
             board.not_compared.update({m: "left out by --models" for m in every[symbol] if m not in found[symbol]})
             boards.append(board)
@@ -199,7 +200,7 @@ def _committed(best_dir: Path, models: list[str] | None, problems: list[str],
     return found
 
 
-def _board(symbol, paths, history, data_dir, runs, level, device, seed, forecasters, problems, report):
+def _board(symbol, paths, history, adjustments, data_dir, runs, level, device, seed, forecasters, problems, report):
     compared: dict[str, Compared] = {}
     not_compared: dict[str, str] = {}
 
@@ -220,7 +221,7 @@ def _board(symbol, paths, history, data_dir, runs, level, device, seed, forecast
     first: dict[str, int] = {}
     for model in list(compared):
         try:
-            first[model] = max(rows_then(series[model], compared[model].data) - compared[model].test_windows,
+            first[model] = max(rows_then(series[model], compared[model].data, adjustments) - compared[model].test_windows,
                                _selected_rows(series[model], compared[model], history))
         except BadInput as exc:
             drop(model, str(exc))
@@ -350,6 +351,8 @@ def as_dict(board: Board) -> dict[str, Any]:
             row.update({
                 "evidence": finite(r.evidence[name].to_dict()), "runs": board.runs[name], "config": str(c.path.resolve()),
                 "params": c.params, "study": (c.record.get("study") or {}).get("name"),
+                "study_uid": (c.record.get("study") or {}).get("uid"),
+                "trial": (c.record.get("study") or {}).get("trial"),
                 "committed_at": c.record.get("committed_at"), "selected_until": board.selected_until[name],
             })
         models[name] = row

@@ -25,6 +25,9 @@ LOCKS = ".locks"
 """The best dir's folder of lock files (with a .gitignore of everything): readers never see them."""
 DECISION = "decision"
 """The `kind` of a history line that records a commit decision; a line without `kind` is one (DESIGN.md)."""
+ADJUSTMENT = "adjustment"
+"""The `kind` of a history line that records a rescale of earlier bars a roll-forward recognised
+(`data.adjust.adjustment_entry`): decisions made before it are still scored (`data.adjust.earlier_rows`)."""
 
 
 def best_path(best_dir: Path, model: str, symbol: str) -> Path:
@@ -68,9 +71,10 @@ def transfer_configs(best_dir: Path, model: str, symbol: str) -> list[tuple[str,
     return [(other, params) for _, other, params in sorted(found, key=lambda f: f[0], reverse=True)]
 
 
-def read_history(best_dir: Path) -> list[dict[str, Any]]:
-    """Every decision in `<best_dir>/history.jsonl`, oldest first. Lines of other kinds are skipped, and so is a line
-    that is not a whole JSON object (the torn tail of an append cut by a power loss)."""
+def read_history(best_dir: Path, kind: str = DECISION) -> list[dict[str, Any]]:
+    """Every decision (or line of another `kind`) in `<best_dir>/history.jsonl`, oldest first. Lines of other kinds
+    are skipped, and so is a line that is not a whole JSON object (the torn tail of an append cut by a power
+    loss)."""
     try:
         text = (Path(best_dir) / HISTORY).read_text()
     except FileNotFoundError:
@@ -81,7 +85,7 @@ def read_history(best_dir: Path) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(entry, dict) and entry.get("kind", DECISION) == DECISION:
+        if isinstance(entry, dict) and entry.get("kind", DECISION) == kind:
             entries.append(entry)
     return entries
 

@@ -19,8 +19,9 @@ import pandas as pd
 from rich import box
 from rich.table import Table
 
-from orchestrator.decisions.records import read_history
+from orchestrator.decisions.records import ADJUSTMENT, read_history
 from orchestrator.data import Series, Windows, load_series
+from orchestrator.data.adjust import earlier_rows
 from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
 from orchestrator.scoring.evaluation import Evaluator, naive_errors
 from orchestrator.scoring.evidence import Evidence, paired_evidence, signed_percent
@@ -98,7 +99,7 @@ def scorecard(
     history = read_history(best_dir)
     if not history:
         raise BadInput(f"{Path(best_dir) / 'history.jsonl'}: no decisions yet; run `orchestrator optimize` first")
-    scores, problems = [], []
+    scores, problems, adjustments = [], [], read_history(best_dir, ADJUSTMENT)
     forecasters: dict[tuple[str, ModelOptions], Forecaster] = {}
     for i, entry in enumerate(history):
         name = f"{entry.get('study')} decision at {entry.get('time')}"
@@ -106,7 +107,7 @@ def scorecard(
             report(f"{name}: recorded by an older version without what the scorecard needs; not scored")
             continue
         try:
-            score = _score(entry, data_dir, runs, device, forecasters)
+            score = _score(entry, data_dir, runs, device, forecasters, adjustments)
         except BadInput as exc:
             problems.append(f"{name}: {exc}")
             continue
@@ -122,14 +123,14 @@ def scorecard(
 
 
 def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
-           forecasters: dict[tuple[str, ModelOptions], Forecaster]) -> Score:
+           forecasters: dict[tuple[str, ModelOptions], Forecaster], adjustments: list[dict[str, Any]]) -> Score:
     data, model, symbol = entry["data"], entry["model"], entry["symbol"]
     path = Path(data["path"]) if data_dir is None else Path(data_dir) / Path(data["path"]).name
     cls = forecaster_class(model)
     series = load_series(path.parent, symbol, cls.required_columns, cls.optional_columns, price=data["price"],
                          drop_missing=data["drop_missing"], dayfirst=data["dayfirst"],
                          decimal=data.get("decimal", "auto"))
-    rows = rows_then(series, data)
+    rows = rows_then(series, data, adjustments)
     if rows == series.rows:
         raise NotScored(f"no bars after {data['last_timestamp']} yet")
     options = entry["options"]
@@ -166,17 +167,10 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
                  times=pd.DatetimeIndex(series.frame["timestamp"].iloc[ends]).asi8)
 
 
-def rows_then(series: Series, data: dict[str, Any]) -> int:
-    """How many of today's rows the file had at the decision; BadInput if those bars are not the same any more."""
-    last = pd.Timestamp(data["last_timestamp"])
-    rows = int((series.frame["timestamp"] <= last).sum())  # timestamps are strictly increasing
-    if rows < data["rows"]:
-        raise BadInput(f"{series.path}: shrunk: {rows} rows up to {data['last_timestamp']}, the decision saw "
-                       f"{data['rows']}; restore the file or pass --data-dir with the full history")
-    if series.bars_sha256(rows) != data["bars_sha256"]:
-        raise BadInput(f"{series.path}: rewritten or re-adjusted: the bars up to {data['last_timestamp']} differ from "
-                       "the ones the decision saw, so the configs cannot be compared on its later bars")
-    return rows
+def rows_then(series: Series, data: dict[str, Any], adjustments: list[dict[str, Any]] = ()) -> int:
+    """How many of today's rows the file had at the decision; BadInput if those bars are not the same any more (or
+    rescaled by a dividend or split adjustment that a roll-forward recognised: `data.adjust.earlier_rows`)."""
+    return earlier_rows(series, data, adjustments)[0]
 
 
 def summarize(scores: list[Score], history: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """A study's lineage in the storage: whether it can go on with today's inputs (the attrs that make its trial values
-comparable; for a changed data file, whether bars were only appended, so that it rolls forward, or earlier bars
-changed), and archiving it as `<model>/<SYMBOL>@<UTC time>` when a new study replaces it (--fresh, grown data)."""
+comparable; for a changed data file, whether bars were only appended, or earlier bars only rescaled by one factor
+(a dividend or split adjustment), so that it rolls forward, or earlier bars changed), and archiving it as
+`<model>/<SYMBOL>@<UTC time>` when a new study replaces it (--fresh, grown data), once, whoever runs it."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import os
+import time
+
 import optuna
 import pandas as pd
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from orchestrator.decisions.records import HISTORY, read_history
+from orchestrator.decisions.records import HISTORY, append_history, read_history
 from orchestrator.data import Series
+from orchestrator.data.adjust import Rescale, adjustment_entry, bars_record, rescaled
 from orchestrator.errors import BadInput
 
 COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "decimal", "val_windows", "test_windows",
@@ -47,15 +52,49 @@ def set_up_attrs(storage: RDBStorage, name: str) -> dict[str, Any] | None:
     return attrs if attrs is not None and "settings" in attrs else None
 
 
+PAUSE = "ORCHESTRATOR_TEST_PAUSE"
+"""Test hook: `POINT:FILE` makes the process stop at POINT (see `pause_for_tests`) until FILE exists."""
+
+
+def pause_for_tests(point: str) -> None:
+    """Where the environment's ORCHESTRATOR_TEST_PAUSE names this point (`POINT:FILE`), create FILE.reached and wait
+    until FILE exists (at most 120 s), so that tests force an interleaving of processes instead of hoping for it.
+    Points: `guard` (before the roll-forward guard), `checked` (under it, before archiving), `copied` (the archive
+    is complete, the original not deleted yet), `told` (after each trial a process finished)."""
+    wanted, _, path = os.environ.get(PAUSE, "").partition(":")
+    if wanted != point or not path:
+        return
+    Path(f"{path}.reached").touch()
+    deadline = time.monotonic() + 120
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def archive(storage: RDBStorage, name: str) -> str:
     """Copy the study to `<name>@<UTC time>` and delete the original; returns the archive's name. A trial still
-    RUNNING (its process died, or its heartbeat has not expired yet) is FAILED in the archive: nothing will run it."""
+    RUNNING (its process died, or its heartbeat has not expired yet) is FAILED in the archive: nothing will run it.
+
+    Idempotent: the copy is marked complete last (`archived_uid`, the study's uid); when the newest archive of
+    `name` is a complete copy of this study (a process died between the copy and the delete), the original is only
+    deleted; an incomplete one (died during the copy) is deleted and the study copied again. Call it under the
+    study's guard (`storage.study_guard`): nothing else copies or deletes it meanwhile."""
+    uid = stored_attrs(storage, name).get("uid")
+    earlier = sorted(n for n in optuna.get_all_study_names(storage) if n.startswith(f"{name}@"))
+    if earlier and uid is not None and stored_attrs(storage, earlier[-1]).get("uid") == uid:
+        if stored_attrs(storage, earlier[-1]).get("archived_uid") == uid:
+            optuna.delete_study(study_name=name, storage=storage)
+            return earlier[-1]
+        optuna.delete_study(study_name=earlier[-1], storage=storage)  # an interrupted copy
     archived = f"{name}@{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%f}"
     optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=archived)
-    optuna.delete_study(study_name=name, storage=storage)
-    for trial in storage.get_all_trials(storage.get_study_id_from_name(archived), states=(TrialState.RUNNING,)):
+    archive_id = storage.get_study_id_from_name(archived)
+    for trial in storage.get_all_trials(archive_id, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(trial._trial_id, "fail_reason", "still running when the study was archived")
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    storage.set_study_user_attr(archive_id, "bars_record", None)  # only a current study needs its bars' values
+    storage.set_study_user_attr(archive_id, "archived_uid", uid)  # last: the copy is complete
+    pause_for_tests("copied")
+    optuna.delete_study(study_name=name, storage=storage)
     return archived
 
 
@@ -84,26 +123,38 @@ def check_resumable(
 
 
 def bars_marks(series: Series) -> dict[str, Any]:
-    """What a study records to recognise its bars in a later file: their count and fingerprint, and the fingerprints
-    of up to BLOCKS consecutive blocks of them."""
+    """What a study records to recognise its bars in a later file: their count and fingerprint, the fingerprints
+    of up to BLOCKS consecutive blocks of them, and their values (to recognise a rescale: `data.adjust`)."""
     return {"data_rows": series.rows, "bars_sha256": series.bars_sha256(),
-            "bars_blocks": [series.bars_sha256(end, start)[:16] for start, end in _blocks(series.rows)]}
+            "bars_blocks": [series.bars_sha256(end, start)[:16] for start, end in _blocks(series.rows)],
+            "bars_record": bars_record(series)}
 
 
 @dataclass(frozen=True)
 class Marks:
-    """The bars a study was made on, as recorded: their count, fingerprint and block fingerprints (if any)."""
+    """The bars a study was made on, as recorded: their count, fingerprint, block fingerprints and values (if
+    any)."""
 
     rows: int
     sha256: str
     blocks: tuple[str, ...] = ()
+    record: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Growth:
+    """How a study's data file changed: `bars` appended, and the earlier bars rescaled (`rescale`) or not (None)."""
+
+    bars: int
+    rescale: Rescale | None = None
 
 
 def recorded_marks(attrs: Mapping[str, Any], best_dir: Path) -> Marks | None:
     """The study's marks; for a study made before they were recorded, those of its last decision in the history
     (matched by the study's uid); None when neither exists."""
     if "bars_sha256" in attrs:
-        return Marks(int(attrs["data_rows"]), attrs["bars_sha256"], tuple(attrs.get("bars_blocks", ())))
+        return Marks(int(attrs["data_rows"]), attrs["bars_sha256"], tuple(attrs.get("bars_blocks", ())),
+                     attrs.get("bars_record"))
     uid = attrs.get("uid")
     decisions = [e for e in read_history(best_dir) if uid is not None and e.get("study_uid") == uid
                  and e.get("kind", "decision") == "decision"]  # no `kind`: a decision of an earlier version
@@ -113,9 +164,11 @@ def recorded_marks(attrs: Mapping[str, Any], best_dir: Path) -> Marks | None:
     return Marks(int(data["rows"]), data["bars_sha256"])
 
 
-def new_bars(name: str, series: Series, attrs: Mapping[str, Any], best_dir: Path) -> int:
+def new_bars(name: str, series: Series, attrs: Mapping[str, Any], best_dir: Path) -> Growth:
     """How many bars were appended to the file since study `name` was made on its first bars (0: the same bars in a
-    rewritten file); BadInput when earlier bars changed, or when the study recorded nothing to tell by."""
+    rewritten file), and whether those were rescaled by one factor (a dividend or split adjustment: returns
+    unchanged; told by the values a study records since this version); BadInput when earlier bars changed
+    otherwise, or when the study recorded nothing to tell by."""
     marks = recorded_marks(attrs, best_dir)
     if marks is None:
         raise BadInput(
@@ -129,11 +182,22 @@ def new_bars(name: str, series: Series, attrs: Mapping[str, Any], best_dir: Path
             f"(shrunk, or another file?): pass --fresh to start a new study on them"
         )
     if series.bars_sha256(marks.rows) == marks.sha256:
-        return series.rows - marks.rows
+        return Growth(series.rows - marks.rows)
+    rescale = rescaled(series, marks.record) if marks.record else None
+    if rescale is not None:
+        return Growth(series.rows - marks.rows, rescale)
     raise BadInput(
         f"the earlier bars of {series.path} changed since study {name} (re-adjusted prices, or another file?): "
         f"pass --fresh to start a new study on them{_first_change(series, marks)}"
     )
+
+
+def record_rescale(best_dir: Path, series: Series, attrs: Mapping[str, Any], rescale: Rescale) -> None:
+    """Append the rescale a roll-forward recognised (against the archived study's `attrs`) to the history, for each
+    number of bars a decision on this symbol saw, so that decisions made before it are still scored."""
+    rows = [entry["data"]["rows"] for entry in read_history(best_dir)
+            if entry.get("symbol") == series.symbol and "rows" in entry.get("data", {})]
+    append_history(best_dir, adjustment_entry(series, attrs["bars_record"], rescale, rows))
 
 
 def _blocks(rows: int) -> list[tuple[int, int]]:

@@ -18,7 +18,10 @@ from orchestrator.storages.counts import Counts, counts
 from orchestrator.data import Series, Windows, check_symbol, load_series, make_windows
 from orchestrator.errors import BadInput
 from orchestrator.scoring.evaluation import EncodeCache, Evaluator, naive_mae
-from orchestrator.lifecycle.lineage import READING, archive, bars_marks, check_resumable, new_bars, set_up_attrs, stored_attrs
+from orchestrator.lifecycle.lineage import (
+    READING, Growth, archive, bars_marks, check_resumable, new_bars, pause_for_tests, record_rescale, set_up_attrs,
+    stored_attrs,
+)
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 from orchestrator.search.objective import Objective, TrialGuard
 from orchestrator.decisions.records import best_path, latest, read_config, transfer_configs
@@ -27,13 +30,15 @@ from orchestrator.search.sampling import archived_trials, enqueue_warm_starts, m
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path, study_settings
 from orchestrator.search.space import Space, load_space
 from orchestrator.storages.storage import (
-    check_storage_url, open_storage, storage_exists, storage_label, sync_wal,
+    check_storage_url, open_storage, storage_exists, storage_label, study_guard, sync_wal, wait_for_live_trials,
 )
 
 ROLLED_CONFIGS = 5
 """A study rolled forward onto grown data enqueues (TPE) up to this many best distinct configs of the archived one."""
 CMAES_WARM = 10
 """CMA-ES warm-starts from an archived study with at least this many complete trials (WS-CMA-ES: `make_sampler`)."""
+GUARD_SECONDS = 600
+"""How long a setup waits for another process's roll-forward of the same study (plus the grace period)."""
 
 
 def study_name(model: str, symbol: str) -> str:
@@ -155,9 +160,9 @@ class Setup:
     notes: tuple[str, ...] = ()
 
 
-def check_setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> int | None:
-    """Check, writing nothing, that the stored study can go on with this job (BadInput when not); returns how many
-    bars were appended to its data file when the study will roll forward onto them, else None."""
+def check_setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Growth | None:
+    """Check, writing nothing, that the stored study can go on with this job (BadInput when not); returns how its
+    data file grew (bars appended, earlier bars rescaled) when the study will roll forward onto it, else None."""
     settings = job.settings
     if fresh or not storage_exists(settings.storage):
         return None
@@ -176,12 +181,40 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
     """Create the study (or check that the stored one can go on), record its settings and target, and enqueue the
     warm starts. Runs once per study in the process that starts the work (Optuna's enqueue is not process-safe).
     `fresh` archives the stored study and starts anew; so does grown data (bars appended to the file: the study
-    rolls forward), whose new study also enqueues the archived study's best configs after the incumbent."""
-    grown = check_setup(job, forecaster, fresh)
+    rolls forward), whose new study also enqueues the archived study's best configs after the incumbent.
+
+    Check, archive, create and warm start are one step under the study's guard (`storage.study_guard`), whoever
+    runs it: a process that finds the study replaced meanwhile (another process rolled it forward) joins the new
+    one. A study whose trials are alive in other processes is not archived: their end is waited for, at most the
+    heartbeat's grace period, else the study is left to finish (BadInput, nothing written)."""
+    check_setup(job, forecaster, fresh)  # refused before waiting for anything
     settings = job.settings
     storage = open_storage(settings.storage, settings)
-    recorded = set_up_attrs(storage, job.name)
-    archived = archive(storage, job.name) if recorded is not None and (fresh or grown is not None) else None
+    seen = (stored_attrs(storage, job.name) or {}).get("uid")
+    pause_for_tests("guard")
+    with study_guard(storage, job.name, GUARD_SECONDS + settings.grace_period):
+        recorded = set_up_attrs(storage, job.name)
+        replaced = recorded is not None and seen is not None and recorded.get("uid") != seen
+        fresh = fresh and not replaced  # another process replaced it meanwhile: join its new study
+        grown = check_setup(job, forecaster, fresh)
+        archived = None
+        if recorded is not None and (fresh or grown is not None):
+            wait_for_live_trials(storage, job.name, settings.grace_period)
+            pause_for_tests("checked")
+            archived = archive(storage, job.name)
+            if grown is not None and grown.rescale is not None:
+                record_rescale(settings.best_dir, job.series, recorded, grown.rescale)
+        notes = _create(job, forecaster, storage, recorded, archived, grown)
+    if replaced:
+        notes = (f"{job.name}: another process replaced the study meanwhile (archived it as "
+                 f"{recorded.get('previous_study')}); joined the new study",)
+    return Setup(archived, notes)
+
+
+def _create(job: Job, forecaster: Forecaster, storage: RDBStorage, recorded: dict[str, Any] | None,
+            archived: str | None, grown: Growth | None) -> tuple[str, ...]:
+    """Create the study (or load the stored one), record its attrs and enqueue its warm starts; the notes."""
+    settings = job.settings
     study = optuna.create_study(study_name=job.name, storage=storage, direction="minimize", load_if_exists=True)
     notes: tuple[str, ...] = ()
     if recorded is None or archived is not None:
@@ -200,14 +233,14 @@ def setup(job: Job, forecaster: Forecaster, fresh: bool = False) -> Setup:
                                      previous if settings.sampler == "tpe" else [], ROLLED_CONFIGS)
         if grown is not None:
             if rolled or (settings.sampler == "cmaes" and len(previous) >= CMAES_WARM):
-                study.set_user_attr("fed_until", fed_until(job.series, recorded, grown))
+                study.set_user_attr("fed_until", fed_until(job.series, recorded, grown.bars))
             notes = (_rolled_line(job, archived, grown, rolled, len(previous), changed_settings(recorded, settings)),)
         elif archived is not None:
             notes = (f"archived the previous study as {archived}",)
     study.set_user_attr("target", settings.trials)
     study.set_user_attr("settings", settings.model_dump(mode="json"))  # last: marks the setup complete
     sync_wal(storage)
-    return Setup(archived, notes)
+    return notes
 
 
 def fed_until(series: Series, archived: Mapping[str, Any], grown: int) -> str:
@@ -218,9 +251,10 @@ def fed_until(series: Series, archived: Mapping[str, Any], grown: int) -> str:
     return latest(last, archived.get("fed_until"))
 
 
-def _rolled_line(job: Job, archived: str, grown: int, enqueued: int, complete: int, changed: list[str]) -> str:
-    """One line, said before the first trial: what grew, the archive, the new study, its warm starts, and the flags
-    that changed a recorded setting (clauses joined by commas, so a note can be added)."""
+def _rolled_line(job: Job, archived: str, grown: Growth, enqueued: int, complete: int, changed: list[str]) -> str:
+    """One line, said before the first trial: what grew (and how the earlier bars were rescaled, if they were), the
+    archive, the new study, its warm starts, and the flags that changed a recorded setting (clauses joined by
+    commas, so a note can be added)."""
     if job.settings.sampler == "cmaes":
         warm = (f"CMA-ES warm-started from its {complete} complete trials" if complete >= CMAES_WARM else
                 f"not warm-started from it: CMA-ES needs {CMAES_WARM} of its complete trials, it has {complete}")
@@ -228,8 +262,10 @@ def _rolled_line(job: Job, archived: str, grown: int, enqueued: int, complete: i
         warm = f"warm-started with its {enqueued} best config{'s' if enqueued > 1 else ''}"
     else:
         warm = "not warm-started from it: none of its complete trials is another config in the space"
-    what = (f"{grown} new bars since the last study (earlier bars unchanged)" if grown else
-            f"{job.series.path} was rewritten with the same bars")
+    earlier = "earlier bars unchanged" if grown.rescale is None else grown.rescale.clause
+    what = (f"{grown.bars} new bars since the last study ({earlier})" if grown.bars else
+            f"{job.series.path} was rewritten with the same bars" if grown.rescale is None else
+            f"{job.series.path}: {earlier}")
     kept = "kept its recorded settings" + (f" except {', '.join(changed)}" if changed else "")
     clauses = [f"archived it as {archived}", f"new study on {job.series.rows} rows", warm, kept]
     return f"{job.name}: {what}: {', '.join(clauses)}"
@@ -282,8 +318,15 @@ def work(
     target = study.user_attrs["target"]
     guard = TrialGuard(settings.timeout_percentile, settings.timeout_factor, settings.timeout_min_seconds)
     objective = Objective(job.space, evaluator, range(settings.eval_runs), guard)
-    stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget,
-                            callbacks=list(callbacks))
+    try:
+        stopped = run_to_target(study, storage, objective, target, settings.patience, settings.budget,
+                                callbacks=[*callbacks, lambda *_: pause_for_tests("told")])
+    except Exception:
+        if stored_attrs(storage, job.name) is None or storage.get_study_id_from_name(job.name) != study._study_id:
+            raise BadInput(f"study {job.name} was archived under this process (another process rolled it forward "
+                           "or started it --fresh); its finished trials are in the archive: this process stops; "
+                           "run it again to join the new study") from None
+        raise
     study.set_user_attr("model_info", _this_study(loaded_with, forecaster.info()))
     decision = _decide(study, evaluator, job, record) if commit else None
     evaluator.cache.clear()

@@ -12,16 +12,20 @@ import hashlib
 import importlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput, ForecastError  # noqa: F401 (ForecastError: re-exported for callers)
 from orchestrator.symbols import MODELS, check_model
+
+QUANTILE_LEVELS = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+"""The quantile levels a forecast reports (`orchestrator forecast`)."""
 
 Encoded = dict[str, torch.Tensor]
 """What `encode` returns: named tensors on the forecaster's device (the cache bounds its size in bytes)."""
@@ -78,6 +82,18 @@ class Forecaster(ABC):
         self, encoded: Encoded, n: int, params: Mapping[str, Any], generator: torch.Generator
     ) -> torch.Tensor:
         """[windows, n] next-bar close samples drawn with `generator` only."""
+
+    def quantiles(
+        self, encoded: Encoded, draws: torch.Tensor, params: Mapping[str, Any], levels: Sequence[float]
+    ) -> torch.Tensor:
+        """[windows, len(levels)] next-bar close quantiles (float64, CPU); NaN at a level the model cannot give.
+
+        `draws` are `sample`'s draws of every run, pooled ([windows, runs * n], float64, CPU). A sampling model
+        (fhs, toto, kronos) reads the levels off them with numpy.quantile (linear; unlike torch.quantile, no limit
+        on the draws' size: 250 windows x 16 runs x 4096 samples pass); a deterministic one reads the distribution
+        it predicts from `encoded` (Toto 2.0 overrides this).
+        """
+        return torch.from_numpy(np.quantile(draws.numpy(), list(levels), axis=1).T.copy())
 
     @classmethod
     def check_space(cls, space: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,16 @@ class Toto2Forecaster(Forecaster):
         """[windows, 1]: the point forecast of `params["aggregate"]`; `n` and `generator` are not used."""
         return point_forecast(encoded["quantiles"], str(params.get("aggregate", "median")))[:, None]
 
+    def quantiles(
+        self, encoded: Encoded, draws: torch.Tensor, params: Mapping[str, Any], levels: Sequence[float]
+    ) -> torch.Tensor:
+        """The predicted quantiles at `levels`, read as `quantile_X` reads them (linear between the knots); NaN
+        outside LEVELS[0]..LEVELS[-1], where the model predicts nothing."""
+        known = encoded["quantiles"].detach()
+        nan = torch.full((known.shape[0],), torch.nan, dtype=known.dtype, device=known.device)
+        read = [read_level(known, x) if LEVELS[0] <= x <= LEVELS[-1] else nan for x in levels]
+        return torch.stack(read, dim=1).to("cpu", torch.float64)
+
     def info(self) -> dict[str, Any]:
         return {
             "device": str(self.device),
@@ -120,6 +130,12 @@ def point_forecast(quantiles: torch.Tensor, name: str) -> torch.Tensor:
     if not LEVELS[0] <= x <= LEVELS[-1]:
         raise ValueError(f"{name}: Toto 2.0 predicts the quantiles {LEVELS[0]} to {LEVELS[-1]} only; choose X in "
                          "that range")
+    return read_level(quantiles, x)
+
+
+def read_level(quantiles: torch.Tensor, x: float) -> torch.Tensor:
+    """[windows, 9] quantiles at LEVELS -> [windows] values at level x (LEVELS[0] <= x <= LEVELS[-1]), linear
+    between the knots around x."""
     position = round((x - LEVELS[0]) / (LEVELS[1] - LEVELS[0]), 9)
     below = min(int(position), len(LEVELS) - 2)
     weight = position - below

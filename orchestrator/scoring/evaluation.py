@@ -6,7 +6,7 @@ import contextlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ import torch
 
 from orchestrator.data import Contexts, Series, Windows
 from orchestrator.models.aggregate import aggregate
-from orchestrator.models.base import Encoded, Forecaster, ForecastError
+from orchestrator.models.base import QUANTILE_LEVELS, Encoded, Forecaster, ForecastError
 
 def return_errors(predicted: np.ndarray, previous: np.ndarray, actual: np.ndarray) -> np.ndarray:
     """Per window |predicted return - actual return|, returns relative to the previous close."""
@@ -67,6 +67,23 @@ class Evaluation:
         return self.std / math.sqrt(len(self.run_maes)) if self.run_maes else 0.0
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What one config forecasts for each window's scored bar, drawn exactly as `Evaluator.evaluate` draws it.
+
+    `point` is what scoring scores: each run's aggregate (the config's `aggregate` rule over that run's draws),
+    averaged over the runs. `quantiles` are next-bar closes at `levels` from `Forecaster.quantiles`: of the draws
+    pooled over the runs for a sampling model, the levels it predicts for a deterministic one (NaN at a level it
+    cannot give). `draws` keeps the pooled draws of a sampling model (None for a deterministic one), e.g. for CRPS.
+    """
+
+    point: np.ndarray  # [windows]
+    levels: tuple[float, ...]
+    quantiles: np.ndarray  # [windows, len(levels)]
+    draws: np.ndarray | None  # [windows, runs * n]
+    runs: list[int]
+
+
 class EncodeCache:
     """Least-recently-used encode results, bounded by their total size in bytes."""
 
@@ -115,9 +132,6 @@ class Evaluator:
         self.windows = windows
         self.seed = seed
         self.cache = cache if cache is not None else EncodeCache(1 << 30)
-        close = series.close
-        self._actual = {s: close[windows.of(s)] for s in ("validation", "test")}
-        self._previous = {s: close[windows.of(s) - 1] for s in ("validation", "test")}
 
     def encode(self, params: Mapping[str, Any], split: str) -> tuple[Encoded, bool]:
         """(encoded, cache hit) for the split's windows."""
@@ -165,16 +179,12 @@ class Evaluator:
         start = time.perf_counter()
         encoded, hit = self.encode(params, split)
         result = Evaluation(split=split, runs=list(runs), cache_hit=hit, encode_seconds=time.perf_counter() - start)
-        name = str(params.get("aggregate", "mean"))
-        total = np.zeros(len(self.windows.of(split)))
+        ends = self.windows.of(split)
+        previous, actual = self.series.close[ends - 1], self.series.close[ends]
+        total = np.zeros(len(ends))
         with limit() if limit is not None else contextlib.nullcontext():
-            for step, run in enumerate(runs):
-                samples = self._draw(encoded, params, run)
-                if not torch.isfinite(samples).all():
-                    bad = int((~torch.isfinite(samples)).any(dim=1).sum())
-                    raise ForecastError(f"{bad} of {samples.shape[0]} windows have NaN/inf samples (run {run})")
-                point = aggregate(samples, name).numpy()
-                errors = return_errors(point, self._previous[split], self._actual[split])
+            for step, (_, point) in enumerate(self._points(encoded, params, runs)):
+                errors = return_errors(point, previous, actual)
                 total += errors
                 result.run_maes.append(float(np.mean(errors)))
                 if on_run is not None:
@@ -182,6 +192,38 @@ class Evaluator:
         result.window_errors = total / max(len(result.run_maes), 1)
         result.seconds = time.perf_counter() - start
         return result
+
+    def predict(
+        self, params: Mapping[str, Any], runs: range, split: str = "validation",
+        levels: Sequence[float] = QUANTILE_LEVELS,
+    ) -> Prediction:
+        """The forecast `evaluate` scores for each window of `split` (same runs, seeds and draws), with quantiles at
+        `levels`. A window's scored bar may lie after the series' last bar (a forecast of the next bar): only its
+        context is read."""
+        runs = self.runs(runs)
+        encoded, _ = self.encode(params, split)
+        draws, points = [], []
+        for samples, point in self._points(encoded, params, runs):
+            draws.append(samples)
+            points.append(point)
+        pooled = torch.cat(draws, dim=1)
+        quantiles = self.forecaster.quantiles(encoded, pooled, params, levels)
+        return Prediction(
+            point=np.mean(points, axis=0), levels=tuple(levels), quantiles=quantiles.numpy(),
+            draws=pooled.numpy() if self.forecaster.stochastic else None, runs=list(runs),
+        )
+
+    def _points(
+        self, encoded: Encoded, params: Mapping[str, Any], runs: range
+    ) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+        """(draws [windows, n], point forecasts [windows]) of each run: the one path `evaluate` and `predict` share."""
+        name = str(params.get("aggregate", "mean"))
+        for run in runs:
+            samples = self._draw(encoded, params, run)
+            if not torch.isfinite(samples).all():
+                bad = int((~torch.isfinite(samples)).any(dim=1).sum())
+                raise ForecastError(f"{bad} of {samples.shape[0]} windows have NaN/inf samples (run {run})")
+            yield samples, aggregate(samples, name).numpy()
 
     def naive_mae(self, split: str = "validation") -> float:
         return naive_mae(self.series, self.windows.of(split))

@@ -1,23 +1,29 @@
 """Study storage: URLs (checked, printed without passwords), opening (the SQLite recipe, PostgreSQL), the names of
-its studies, and trials whose process died before their first heartbeat."""
+its studies, trials whose process died before their first heartbeat, trials alive in other processes, and the guard
+that makes a study's roll-forward one step whoever runs it."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sqlite3
+import time
 import warnings
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._rdb.models import TrialHeartbeatModel
+from filelock import FileLock, Timeout
+from optuna.storages._rdb.models import TrialHeartbeatModel, TrialModel
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from orchestrator.errors import BadInput
 from orchestrator.settings import Settings
@@ -159,3 +165,72 @@ def storage_exists(url: str) -> bool:
     check_storage_url(url)
     parsed = make_url(url)
     return parsed.get_backend_name() != "sqlite" or not parsed.database or Path(parsed.database).exists()
+
+
+def live_trials(storage: RDBStorage, study_id: int) -> list[int]:
+    """Numbers of the study's RUNNING trials whose process is alive: a heartbeat within the grace period (by the
+    database's clock, as Optuna's stale check), or none yet and started within it."""
+    grace = timedelta(seconds=storage.grace_period or 2 * (storage.heartbeat_interval or 10))
+    with storage.engine.connect() as connection:
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one().replace(tzinfo=None)
+        rows = connection.execute(
+            sqlalchemy.select(TrialModel.number, TrialModel.__table__.c.datetime_start, TrialHeartbeatModel.heartbeat)
+            .outerjoin(TrialHeartbeatModel, TrialHeartbeatModel.trial_id == TrialModel.trial_id)
+            .where(TrialModel.study_id == study_id, TrialModel.state == TrialState.RUNNING)
+        ).all()
+    start_now = datetime.now(timezone.utc).replace(tzinfo=None)  # the column holds naive UTC
+    return [number for number, start, beat in rows
+            if (beat is not None and now - beat.replace(tzinfo=None) <= grace)
+            or (beat is None and start is not None and start_now - start <= grace)]
+
+
+def wait_for_live_trials(storage: RDBStorage, name: str, grace: int) -> None:
+    """Wait (at most `grace` seconds) until no trial of the study is alive in another process; BadInput if some
+    still are: the study is left to finish, not archived under them."""
+    study_id, deadline = storage.get_study_id_from_name(name), time.monotonic() + grace
+    while live := live_trials(storage, study_id):
+        if time.monotonic() >= deadline:
+            raise BadInput(
+                f"study {name}: trial(s) {', '.join(map(str, live))} still running in other processes (fresh "
+                f"heartbeats after {grace} s), so it is not archived: it is left to finish; run again when they are "
+                "done (`orchestrator status`)")
+        time.sleep(0.2)
+
+
+@contextmanager
+def study_guard(storage: RDBStorage, name: str, timeout: float) -> Iterator[None]:
+    """Hold the study's roll-forward guard: one process at a time per study, across processes and machines.
+
+    SQLite: a file lock beside the storage file (`<file>.locks/<study>.lock`). PostgreSQL: `pg_advisory_xact_lock`
+    in a transaction on a connection of its own, released when the transaction ends (nothing leaks through pooled
+    connections, no lock file on a shared disk). Other storages: no guard. BadInput when another process holds it
+    for longer than `timeout` seconds.
+    """
+    url = storage.engine.url
+    backend = url.get_backend_name()
+    busy = BadInput(f"study {name} in {url.render_as_string(hide_password=True)}: another process "
+                    f"has held its roll-forward guard for over {timeout:.0f} s; run again when it is done")
+    if backend == "sqlite" and url.database not in (None, "", ":memory:"):
+        locks = Path(f"{url.database}.locks")
+        locks.mkdir(exist_ok=True)
+        lock = FileLock(str(locks / f"{re.sub(r'[^A-Za-z0-9._-]', '-', name)}.lock"))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise busy from None
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    if backend != "postgresql":
+        yield
+        return
+    key = int.from_bytes(hashlib.sha256(f"orchestrator roll-forward {name}".encode()).digest()[:8], "big", signed=True)
+    with storage.engine.connect() as connection, connection.begin():
+        connection.execute(sqlalchemy.text(f"SET LOCAL lock_timeout = {int(timeout * 1000)}"))
+        try:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        except OperationalError:
+            raise busy from None
+        yield

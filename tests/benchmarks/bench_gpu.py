@@ -9,6 +9,9 @@ processes: the Inductor cache warm, and a 100-trial Toto study through the CLI w
 Part `launch`: `orchestrator launch` of 24 symbols x `--trials` (100) x 3 runs with full-size Toto through one warm
 worker on one GPU (default windows, a cold Inductor cache), wall time including load and compile; then Kronos-base on
 `--kronos-symbols` (4) symbols, whose time per study is extrapolated to 24 (said so in the output).
+Part `forecast`: `orchestrator forecast --model toto` of 24 symbols with full-size Toto in one fresh process (after
+a night of 2-trial studies that fills the Inductor cache): wall and CPU seconds, and in-process first and second
+`orchestrator.forecast` calls (bench_forecast.py's measurement).
 
 Run from the repository root on a CUDA machine: `python tests/benchmarks/bench_gpu.py [--out DIR]`. `--smoke` runs
 tiny models on the CPU (checks the script in seconds). `tests/benchmarks/bench_gpu.sh` installs carried wheels first.
@@ -338,13 +341,28 @@ def launch_part(out: Path, device: str, model: str, symbols: int, trials_: int, 
          errors=[line for line in output.splitlines() if "error" in line.lower()][-3:])
 
 
+def forecast_part(out: Path, device: str, symbols: int) -> None:
+    """`orchestrator forecast --model toto` of `symbols` symbols in one fresh process (bench_forecast.py's
+    measurement): a night of 2-trial studies first (not timed; it fills the Inductor cache the forecast reuses)."""
+    from bench_forecast import interpreter_start, measure, night
+
+    work = Path(tempfile.mkdtemp(dir=out))
+    names = [f"S{i:02d}" for i in range(symbols)]
+    (work / "toto.toml").write_text(TOTO_SPACE)
+    start = time.perf_counter()
+    night(work, "toto", names, device, ["--weights", str(out / "toto"), "--space", str(work / "toto.toml")])
+    emit(event="forecast", model="toto", night_seconds=round(time.perf_counter() - start, 1),
+         **measure(work, "toto", names, device, str(out / "toto"), interpreter_start(), reference=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="tiny models on the CPU")
-    parser.add_argument("--part", choices=("all", "toto", "kronos", "toto2", "warm", "cli", "launch"), default="all")
+    parser.add_argument("--part", choices=("all", "toto", "kronos", "toto2", "warm", "cli", "launch", "forecast"),
+                        default="all")
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--symbols", type=int, default=24, help="part launch: Toto's symbols")
+    parser.add_argument("--symbols", type=int, default=24, help="parts launch and forecast: Toto's symbols")
     parser.add_argument("--kronos-symbols", type=int, default=4, help="part launch: Kronos-base's symbols")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_gpu."))
@@ -368,6 +386,7 @@ def main() -> None:
                         for label in ("cold Inductor cache", "warm Inductor cache")],
         "launch": lambda: [launch_part(out, device, "toto", args.symbols, args.trials, 330),
                            launch_part(out, device, "kronos", args.kronos_symbols, args.trials, 120)],
+        "forecast": lambda: forecast_part(out, device, args.symbols),
     }
     for name, part in parts.items():
         if args.part not in ("all", name):
