@@ -8,6 +8,7 @@ Importing this module stays light (no torch, scipy or optuna): each command impo
 from __future__ import annotations
 
 import json
+import os
 import sys
 import typing
 from collections.abc import Callable
@@ -17,19 +18,45 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from orchestrator.errors import BadInput
 from orchestrator.flags import EVERY_SETTING, RUNTIME, given, with_settings
 from orchestrator.settings import Settings, load_settings
 
+class Commands(TyperGroup):
+    """The command group: a usage error (unknown option, missing or bad value) is one line starting `error:` on
+    stderr, exit code 2, as bad input in a setting or a file is."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            print("Aborted!", file=sys.stderr)
+            sys.exit(1)
+        except typer.TyperException as exc:  # click's usage errors (typer exports only their base)
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `orchestrator` alone: the help
+                exc.show()
+            else:
+                where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+                print(f"error: {exc.format_message().rstrip('.')}{where}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=Commands,
     help="Tune stochastic forecasters per symbol with Optuna; commit a config only when it beats the incumbent.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,  # click's plain layout: option names never cut at 80 columns, defaults shown as written
     pretty_exceptions_show_locals=False,
 )
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)  # pipes and files get whole rows
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
+"""A terminal's width, else COLUMNS, else 200: pipes and files get whole rows unless COLUMNS says otherwise."""
 
 MODELS = "fhs | toto | toto2 | kronos"
 
@@ -288,7 +315,9 @@ def status(as_json: AsJson = False, archived: Archived = False, **flags: Any) ->
     if as_json:
         print(json.dumps([{k: r[k] for k in STATUS_KEYS} for r in rows], indent=2))
     elif not rows:
-        out.print(f"no studies in {settings.storage}", highlight=False)
+        from orchestrator.storages.storage import storage_label
+
+        out.print(f"no studies in {storage_label(settings.storage)}", highlight=False)
     else:
         out.print(status_table(rows), highlight=False)
 
@@ -310,8 +339,8 @@ def best(model: Model, symbol: Annotated[str, typer.Option(metavar="SYMBOL", hel
     if as_json:
         print(json.dumps(record, indent=2))
         return
-    out.print(f"{model}/{symbol} ({path}), committed {record.get('committed_at')}", highlight=False)
-    out.print(f"params: {json.dumps(record['params'])}", highlight=False)
+    out.print(f"{model}/{symbol} ({path}), committed {record.get('committed_at')}", highlight=False, soft_wrap=False)
+    out.print(f"params: {json.dumps(record['params'])}", highlight=False, soft_wrap=False)
     for part in ("validation", "test"):
         if isinstance(record.get(part), dict):
             r = record[part]
@@ -319,19 +348,19 @@ def best(model: Model, symbol: Annotated[str, typer.Option(metavar="SYMBOL", hel
                       highlight=False)
     previous = record.get("previous")
     if not previous:
-        out.print("previous: none")
+        out.print("previous: none", soft_wrap=False)
     elif previous.get("mae") is None:
-        out.print(f"previous: {previous.get('error', 'not scored')}", highlight=False)
+        out.print(f"previous: {previous.get('error', 'not scored')}", highlight=False, soft_wrap=False)
     else:
-        out.print(f"previous MAE {previous['mae']:.5f}", highlight=False)
+        out.print(f"previous MAE {previous['mae']:.5f}", highlight=False, soft_wrap=False)
     if record.get("decision_line"):
-        out.print(f"decision: {record['decision_line']}", highlight=False)
+        out.print(f"decision: {record['decision_line']}", highlight=False, soft_wrap=False)
     checked = record.get("last_checked") or {}
     if checked.get("mae") is not None and checked.get("naive_mae") is not None:
         verdict = ("beats the naive zero-return forecast" if checked["mae"] < checked["naive_mae"] else
                    "WARNING: does not beat the naive zero-return forecast: no better than a random walk")
         out.print(f"last checked {checked['time']} by {checked['study']}: MAE {checked['mae']:.5f}, naive "
-                  f"{checked['naive_mae']:.5f}: {verdict}", highlight=False)
+                  f"{checked['naive_mae']:.5f}: {verdict}", highlight=False, soft_wrap=False)
 
 
 @app.command()
@@ -360,10 +389,13 @@ def scorecard(
     if as_json:
         print(json.dumps({"decisions": rows, "summary": summary, "not_scored": notes, "problems": problems}, indent=2))
     else:
-        for note in notes:
-            out.print(note, highlight=False)
-        for table in tables(rows, summary):
-            out.print(table, highlight=False)
+        if not scores:
+            out.print(f"nothing to score yet: no decision has bars after it that can be scored ({len(notes)} not "
+                      "scored: `--json` says why)", highlight=False, soft_wrap=False)
+        for note in notes if scores else []:
+            out.print(note, highlight=False, soft_wrap=False)
+        for table in tables(rows, summary) if scores else []:
+            out.print(table, highlight=False, soft_wrap=False)
     if problems:
         raise typer.Exit(2)
 
@@ -408,9 +440,9 @@ def leaderboard(
                           "written": None if written is None else str(written)}, indent=2))
     else:
         for note in notes:
-            out.print(note, highlight=False)
+            out.print(note, highlight=False, soft_wrap=False)
         for table in tables(rows):
-            out.print(table, highlight=False)
+            out.print(table, highlight=False, soft_wrap=False)
         if written is not None:
             out.print(f"wrote {written}", highlight=False)
     if problems:
@@ -439,10 +471,13 @@ def dashboard(
     **flags: Any,
 ) -> None:
     """Serve optuna-dashboard with the decision notes and plots."""
+    from orchestrator.storages.storage import check_storage_url, storage_label
     from orchestrator.views.dashboard import serve
 
     settings = load_settings(flags)
-    out.print(f"optuna-dashboard on http://{host}:{port} for {settings.storage} (Ctrl-C stops it)", highlight=False)
+    check_storage_url(settings.storage)
+    out.print(f"optuna-dashboard on http://{host}:{port} for {storage_label(settings.storage)} (Ctrl-C stops it)",
+              highlight=False)
     serve(settings.storage, host, port, settings.artifact_dir)
 
 

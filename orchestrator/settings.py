@@ -55,6 +55,9 @@ class Settings(BaseModel):
     drop_missing: bool = Field(False, description="Drop rows with blank or '.' cells (recorded) instead of refusing "
                                                   "the file")
     dayfirst: bool = Field(False, description="Dates with slashes are day-first (31/12/2024), not month-first")
+    decimal: Literal["auto", ".", ","] = Field(
+        "auto", description="Decimal mark of the numbers (the other mark groups thousands); auto: the one the file "
+                            "shows, refusing a file where 1,000 could be either")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the models run")
     cache_mb: int = Field(8192, ge=0, description="Encode cache bound per process, MiB")
     heartbeat_interval: int = Field(5, ge=1, description="Seconds between heartbeats of a running trial")
@@ -64,7 +67,7 @@ class Settings(BaseModel):
 
 
 STUDY_KEYS = ("val_windows", "test_windows", "eval_runs", "confirm_runs", "seed", "commit_rule", "min_confidence",
-              "spa_configs", "price", "drop_missing", "dayfirst")
+              "spa_configs", "price", "drop_missing", "dayfirst", "decimal")
 """Settings that belong to a study: a resumed study keeps its recorded values unless a flag sets them."""
 LEGACY = {"commit_rule": "any"}
 """Values of study settings that studies recorded before the setting existed (their decisions used `any`)."""

@@ -170,7 +170,8 @@ def test_the_evidence_shows_in_every_place_a_decision_shows(workdir: Path) -> No
     assert evidence["windows"] == 250 and evidence["confidence"] >= 0.95 and evidence["improvement"] > 0
     summary = evidence_text(evidence)  # the paired evidence, then the SPA test over the configs tried
     assert summary.startswith(Evidence(**{k: evidence[k] for k in Evidence.__dataclass_fields__}).summary())
-    assert f"; best of {evidence['spa']['configs']} configs: p=" in summary and evidence["spa"]["configs"] >= 2
+    assert f"; best of {evidence['spa']['configs']} configs over 1 night: p=" in summary
+    assert evidence["spa"]["configs"] >= 2 and evidence["spa"]["nights"] == 1
     assert f"({summary})" in line and "of 250 windows" in line and "p=" in line and "±" in line
     assert record["decision_line"] == line and record["rule"]["rule"] == "spa"
     entry = json.loads(HISTORY.read_text().splitlines()[-1])

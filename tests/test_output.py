@@ -104,11 +104,13 @@ def test_status_shows_the_config_in_use_and_the_last_decision(workdir: Path) -> 
         assert use["committed_at"] == committed["committed_at"]
     assert archived["incumbent"]["this_study"] is True  # the archive is the committing study (same uid)
     assert current["incumbent"]["this_study"] is False
-    table = cli("status", "--all").stdout
-    line = next(x for x in table.splitlines() if x.startswith("fhs/BTCUSD "))
+    table = cli("status", "--all").stdout.splitlines()
+    at = next(i for i, x in enumerate(table) if x.startswith("@"))  # an archive's name: two lines, its time short
+    assert table[at].split()[0] == "@" + archived["study"].split("@")[1][:13]
+    line = next(x for i, x in enumerate(table) if x.startswith("fhs/BTCUSD ") and i != at - 1)
     assert f"{committed['validation']['mae']:.5f} (trial {committed['study']['trial']} of an earlier study, " in line
     assert "kept incumbent: " in line and "p=" in line
-    archive_line = next(x for x in table.splitlines() if x.startswith("fhs/BTCUSD@"))
+    archive_line = table[at - 1]
     assert f"{committed['validation']['mae']:.5f} (trial {committed['study']['trial']}, " in archive_line
     elsewhere = json.loads(cli("status", "--json", "--all", "--best-dir", "nowhere").stdout)
     assert [r["incumbent"] for r in elsewhere] == [None, None]  # null only when none is committed
@@ -206,3 +208,39 @@ def test_help_and_status_start_without_torch(workdir: Path) -> None:
         imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
         assert not imported & set(heavy), (args, sorted(imported & set(heavy)))
     assert json.loads(run.stdout)[0]["incumbent"]["path"] == str(BEST)
+
+
+def test_scorecard_leaderboard_best_and_status_all_fit_80_columns(workdir: Path, monkeypatch) -> None:
+    """At 80 columns: `scorecard` says nothing to score in one line (before: two empty tables), then fits with every
+    column whole (before: `fh…  2026-12-07T20:13:5…`); `leaderboard` skips a folder that is no model with one note
+    (before: exit 2) and fits; `best` wraps; piped `status --all` honours COLUMNS (before: 200 columns) and shows an
+    archive's name short and whole (before: folded over three lines), the full name in --json."""
+    full = Path("trainingdata/BTCUSD.csv").read_text()
+    Path("trainingdata/BTCUSD.csv").write_text("".join(full.splitlines(keepends=True)[:601]))  # 100 bars arrive later
+    fhs = ("optimize", "--model", "fhs", "--symbol", "BTCUSD", "--trials", "2", "--eval-runs", "1", "--confirm-runs", "1")
+    assert cli(*fhs).exit_code == 0
+    assert cli(*fhs, "--fresh", "--seed", "1").exit_code == 0  # the first study is archived
+    piped = orchestrator("status", "--all", cwd=workdir)  # a pipe, COLUMNS=80
+    shown = piped.stdout.splitlines()
+    assert piped.returncode == 0 and max(map(len, shown)) <= 80 and "…" not in piped.stdout, piped.stdout
+    (archive,) = [r["study"] for r in json.loads(cli("status", "--all", "--json").stdout) if "@" in r["study"]]
+    assert sum(line.split()[0] in ("fhs/BTCUSD", "@" + archive.split("@")[1][:13]) for line in shown) == 3, shown
+    from orchestrator import cli as command_line
+
+    monkeypatch.setattr(command_line.out, "width", 80)  # as COLUMNS=80 sets it when the process starts
+
+    def fits(*args: str) -> list[str]:
+        run = cli(*args)
+        assert run.exit_code == 0, run.output
+        lines = run.stdout.splitlines()
+        assert lines and max(len(line) for line in lines) <= 80 and "…" not in run.stdout, run.stdout
+        return lines
+
+    assert [line for line in fits("scorecard", "--runs", "2") if line.startswith("nothing to score yet: ")]
+    assert any(line.startswith("decision: ") for line in fits("best", "--model", "fhs", "--symbol", "BTCUSD"))
+    Path("configs/best/backup").mkdir()
+    board = fits("leaderboard", "--runs", "2")
+    assert board[0].startswith("configs/best: skipped backup: no model of that name")
+    Path("trainingdata/BTCUSD.csv").write_text(full)
+    card = fits("scorecard", "--runs", "2")
+    assert any(line.startswith("fhs/BTCUSD ") for line in card) and any(line.startswith("overall ") for line in card)

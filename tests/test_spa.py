@@ -162,7 +162,7 @@ def test_a_decision_tests_every_distinct_complete_config_rescored_on_the_confirm
     spa = decision.evidence["spa"]
     assert (spa["configs"], spa["p_value"], spa["block"]) == (2, expected.p_value, expected.block)
     assert decision.committed == (decision.evidence["improvement"] > 0 and expected.confidence >= 0.95)
-    assert decision.committed and "; best of 2 configs: p=" in decision.line
+    assert decision.committed and "; best of 2 configs over 1 night: p=" in decision.line
     bounded_dir = workdir / "bounded"  # the same decision, testing only the best config
     write_incumbent(bounded_dir, BAD)
     bounded = decide(study, evaluator, bounded_dir, range(3, 6), "memory", CommitRule("spa", 0.95, 1),
@@ -170,4 +170,4 @@ def test_a_decision_tests_every_distinct_complete_config_rescored_on_the_confirm
     only_best = spa_evidence(confirm[2], np.column_stack(confirm[:1]), 0, seed=0)
     assert (bounded.evidence["spa"]["configs"], bounded.evidence["spa"]["tried"]) == (1, 2)
     assert bounded.evidence["spa"]["p_value"] == only_best.p_value and bounded.rule["spa_configs"] == 1
-    assert "; best of 2 configs (the 1 best tested): p=" in bounded.line
+    assert "; best of 2 configs over 1 night (the 1 best tested): p=" in bounded.line

@@ -26,6 +26,9 @@ EPOCH_MS = 1e11  # integer times from here up are epoch milliseconds (1e11 s wou
 EPOCH_MAX = 1e14  # ... and from here up they are not times at all (1e14 ms is the year 5138)
 SEPARATORS = (",", ";", "\t")  # the first wins a tie
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*")  # 1.234,56  100,5  1234
+_THOUSANDS_COMMA = re.compile(r"\s*[+-]?\d{1,3}(,\d{3})+(\.\d+)?\s*")  # 1,234.56  1,000
+_NUMBER = r"[+-]?[\d.,]*\d[\d.,]*"  # a number written with digits and marks, read below by its marks
+_ONE_GROUP = r"[+-]?[1-9]\d{{0,2}}{mark}\d{{3}}"  # 1,000 or 1.000: a thousands group or a decimal mark
 _DAY_MONTH = re.compile(r"%[dm]([/.-])%[dm]")
 
 
@@ -115,12 +118,15 @@ def load_series(
     price: str | None = None,
     drop_missing: bool = False,
     dayfirst: bool = False,
+    decimal: str = "auto",
 ) -> Series:
     """Read `<data_dir>/<symbol>.csv` and validate the columns a model needs.
 
-    Fields are separated by ',', ';' or a tab (the one the header line holds most); a file whose number cells hold
-    decimal commas ('100,5', '1.234,56') reads every number that way, with '.' between thousands. A row with more
-    fields than the header is refused; blank lines are skipped, and every message names the file's real line.
+    Fields are separated by ',', ';' or a tab (the one the header line holds most). Numbers have one decimal mark
+    per file: `decimal` ('.' or ','), or with "auto" the one the first number that shows it uses ('1,5', '1.000,50',
+    '1,000,000' show ','; '1.5', '1,000.50' show '.'); the other mark groups thousands. A file where nothing shows
+    it but a number reads both ways ('1,000') is refused: `decimal` settles it. A row with more fields than the
+    header is refused; blank lines are skipped, and every message names the file's real line.
 
     Headers match in any case, with spaces / dashes read as '_'. The time column is the one named date, datetime,
     time or timestamp. close is read from `price` when given, else from close, else from the only numeric column;
@@ -132,7 +138,8 @@ def load_series(
     path = csv_path(data_dir, symbol)
     if not path.is_file():
         raise BadInput(f"{path}: no such file; put {symbol}'s bars there or pass --data-dir DIR")
-    raw, headers, separator, decimal_comma = _read_csv(path)
+    raw, headers, separator = _read_csv(path)
+    decimal_comma, decided_by = _decimal_mark(path, raw, headers, decimal)
     time = _time_column(path, headers)
     source = _price_column(path, raw, headers, time, price, decimal_comma)
     others = [c for c in ALL_COLUMNS[1:] if c != "close" and (c in required or (c in optional and c in raw))]
@@ -149,7 +156,8 @@ def load_series(
         left = f" left after dropping {len(dropped)} with missing values" if dropped else ""
         raise BadInput(f"{path}: no rows{left}; add bars to the file")
     frame = pd.DataFrame({"timestamp": _timestamps(path, raw[time], headers[time], dayfirst)})
-    values = {c: _numbers(path, raw[c], headers[c], volume=c == "volume" and c != source, decimal_comma=decimal_comma)
+    values = {c: _numbers(path, raw[c], headers[c], volume=c == "volume" and c != source, decimal_comma=decimal_comma,
+                          decided_by=decided_by)
               for c in dict.fromkeys(needed[1:])}
     for column in ALL_COLUMNS[1:]:
         if column == "close":
@@ -166,9 +174,9 @@ def canonical(header: str) -> str:
     return re.sub(r"[\s-]+", "_", str(header).strip().lower())
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str], str, bool]:
+def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str], str]:
     """(the file's cells as text under canonical column names, indexed by their line in the file; canonical name ->
-    header as written; the separator; whether numbers use a decimal comma).
+    header as written; the separator).
 
     The separator is the one of `SEPARATORS` that splits the header line into the most fields. Blank lines are
     skipped, a row with more fields than the header is refused, missing trailing fields are missing cells.
@@ -205,10 +213,46 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str], str, bool]:
             raise BadInput(f"{path}: headers {headers[name]!r} and {written!r} both read as {name!r}; "
                            "rename or remove one")
         headers[name] = written
-    raw = pd.DataFrame(rows, columns=list(headers), index=lines, dtype=str)
-    decimal_comma = any((raw[c].str.contains(",", regex=False) & raw[c].str.fullmatch(_DECIMAL_COMMA)).any()
-                        for c in raw if c not in TIME_COLUMNS)
-    return raw, headers, separator, decimal_comma
+    return pd.DataFrame(rows, columns=list(headers), index=lines, dtype=str), headers, separator
+
+
+def _decimal_mark(path: Path, raw: pd.DataFrame, headers: dict[str, str], decimal: str) -> tuple[bool, str]:
+    """(whether numbers use a decimal comma, where the file showed it): `decimal` when it is '.' or ','; else the
+    mark of the earliest number that shows one. A number with both marks shows its last; two of one mark are
+    thousands; one comma or dot shows itself unless it is followed by exactly three digits after 1-3 others
+    ('1,000', '1.000': either). BadInput when only such numbers have a comma."""
+    if decimal in (".", ","):
+        return decimal == ",", ""
+    first: dict[str, tuple[int, str, int]] = {}  # kind -> (line, column, position) of its earliest cell
+    for column in raw:
+        if column in TIME_COLUMNS:
+            continue
+        text = raw[column].str.strip()
+        number = text.str.fullmatch(_NUMBER)
+        commas, dots = text.str.count(","), text.str.count(r"\.")
+        both, comma_last = (commas > 0) & (dots > 0), text.str.rfind(",") > text.str.rfind(".")
+        one_comma, one_dot = (commas == 1) & (dots == 0), (dots == 1) & (commas == 0)
+        grouped_comma = text.str.fullmatch(_ONE_GROUP.format(mark=","))
+        kinds = {
+            ",": both & comma_last | (dots > 1) | one_comma & ~grouped_comma,
+            ".": both & ~comma_last | (commas > 1) | one_dot & ~text.str.fullmatch(_ONE_GROUP.format(mark=r"\.")),
+            "?": one_comma & grouped_comma,
+        }
+        for kind, hits in kinds.items():
+            where = np.flatnonzero((number & hits).to_numpy())
+            if where.size and (kind not in first or int(raw.index[where[0]]) < first[kind][0]):
+                first[kind] = (int(raw.index[where[0]]), column, int(where[0]))
+    shown = sorted((first[k], k) for k in (",", ".") if k in first)
+    if shown:
+        (_, column, row), mark = shown[0]
+        return mark == ",", _where(path, raw[column], row, headers[column])
+    if "?" in first:
+        _, column, row = first["?"]
+        raise BadInput(
+            f"{_where(path, raw[column], row, headers[column])} reads as a thousands separator or a decimal comma, "
+            "and no number in the file tells which; pass --decimal . if 1,000 is one thousand, or --decimal , if it "
+            "is 1.0; a study made on this file before may have read it the other way: add --fresh to start anew")
+    return False, ""
 
 
 def _extra_fields(path: Path, line: int, fields: list[str], header: list[str], separator: str) -> str:
@@ -261,11 +305,13 @@ def _numeric(text: pd.Series, decimal_comma: bool) -> bool:
 
 def _floats(text: pd.Series, decimal_comma: bool) -> np.ndarray:
     """Cells as floats, NaN where a cell is no number. With `decimal_comma`, '1.234,56' is 1234.56 and '100.5' no
-    number (one format per file)."""
+    number (one format per file); without, '1,234.56' is 1234.56."""
     text = text.str.strip()
     if decimal_comma:
         text = text.where(text.str.fullmatch(_DECIMAL_COMMA)).str.replace(".", "", regex=False)
         text = text.str.replace(",", ".", regex=False)
+    else:
+        text = text.where(~text.str.fullmatch(_THOUSANDS_COMMA), text.str.replace(",", "", regex=False))
     return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
 
 
@@ -354,10 +400,14 @@ def _timestamps(path: Path, text: pd.Series, header: str, dayfirst: bool) -> pd.
     return parsed
 
 
-def _numbers(path: Path, text: pd.Series, header: str, volume: bool, decimal_comma: bool) -> np.ndarray:
-    """A column as floats: finite, and > 0 for prices or >= 0 for volume."""
+def _numbers(path: Path, text: pd.Series, header: str, volume: bool, decimal_comma: bool,
+             decided_by: str) -> np.ndarray:
+    """A column as floats: finite, and > 0 for prices or >= 0 for volume; `decided_by`: the cell that showed the
+    file's decimal mark."""
     values = _floats(text, decimal_comma)
     number = "a number in this file's format (decimal comma: 100,5 or 1.234,56)" if decimal_comma else "a finite number"
+    if decided_by:
+        number += f"; the decimal mark is that of {decided_by.removeprefix(f'{path}: ')} (--decimal sets it)"
     checks = [(~np.isfinite(values), f"is not {number}")]
     checks.append((values < 0, "is negative") if volume else (values <= 0, "is not a positive price"))
     for bad, problem in checks:

@@ -9,9 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock
-
-from orchestrator.decisions.records import write_atomic
+from orchestrator.decisions.records import locked, write_atomic
 from orchestrator.errors import BadInput
 
 if TYPE_CHECKING:
@@ -49,7 +47,7 @@ def write_champions(best_dir: Path, rows: list[dict[str, Any]]) -> tuple[Path | 
         return None, notes
     path = Path(best_dir) / CHAMPIONS
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    with locked(best_dir, path):
         symbols = {**read_champions(best_dir).get("symbols", {}), **complete}
         write_atomic(path, {"updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                              "symbols": dict(sorted(symbols.items()))})

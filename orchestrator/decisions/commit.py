@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator import __version__
 from orchestrator.errors import UNSCORABLE, unscorable_reason
 from orchestrator.scoring.evidence import Evidence, SpaEvidence, evidence_text, paired_evidence, spa_evidence
 from orchestrator.decisions.records import (
-    DECISION, append_history, best_path, finite, latest, read_config, read_history, write_atomic,
+    DECISION, append_history, best_path, finite, latest, locked, read_config, read_history, write_atomic,
 )
 
 if TYPE_CHECKING:  # torch: `status` reads committed configs through this module without it
@@ -132,7 +131,8 @@ def decide(
     Candidate and incumbent are scored on the same fresh runs (`confirm_runs`, common random numbers) and compared
     window by window (`paired_evidence`); `rule` decides. Everything after the candidate's scoring happens under the
     config's file lock: the incumbent is re-read (another worker may have committed), and a decision already in the
-    history for this study and trial is returned as is (a rerun or a second worker never decides twice).
+    history for this study and trial is returned as is (a rerun or a second worker never decides twice), and the
+    study's `decision` attr keeps the line of the decision itself (what `status` and launch's summary show).
 
     The config is written before the history line. A commit whose process died between the two is found by the
     next decision on this config: the committed file names its study's uid and trial, so its history line is
@@ -146,7 +146,7 @@ def decide(
     path = best_path(best_dir, study.user_attrs["model"], study.user_attrs["symbol"])
     path.parent.mkdir(parents=True, exist_ok=True)
     candidate = _score(evaluator, best.params, confirm_runs)
-    with FileLock(str(path) + ".lock"):
+    with locked(best_dir, path):
         uid = study.user_attrs.get("uid")
         history = read_history(best_dir)
         decision = _from_history(history, uid, best.number)
@@ -161,13 +161,14 @@ def decide(
                 decision, entry = _decide_locked(study, best, evaluator, path, record, candidate, confirm_runs,
                                                  storage_label, rule, provenance)
                 append_history(best_dir, entry)
+        decided = replace(decision, earlier=False)  # a second job finding it decided keeps the line that decided
         study.set_user_attr("decision", {
             "trial": decision.trial, "committed": decision.committed, "time": decision.time,
             "candidate_mae": decision.candidate["validation"]["mae"],
             "candidate_test_mae": decision.candidate["test"]["mae"],
             "incumbent_mae": ((decision.incumbent or {}).get("validation") or {}).get("mae"),
             "evidence": decision.evidence, "rule": decision.rule, "naive_mae": decision.naive_mae,
-            "beats_naive": decision.beats_naive, "line": decision.line,
+            "beats_naive": decision.beats_naive, "line": decided.line,
         })
     return decision
 
@@ -295,7 +296,11 @@ def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, An
          incumbent_errors: np.ndarray, limit: int | None) -> SpaEvidence:
     """The SPA test of the tried configs (at most `limit`, the best search values first), each rescored on the
     confirm runs (the candidate's errors are reused). Configs are scored grouped by their encode params, so each
-    encode runs at most once; a config that cannot run on the confirm runs (NaN forecasts, say) is left out."""
+    encode runs at most once; a config that cannot run on the confirm runs (NaN forecasts, say) is left out.
+
+    The configs are this study's, over 1 night: a rolled-forward study's warm starts were selected on nearly the same
+    windows the night before, but counting the archives' configs too is not needed to keep noise out
+    (tests/benchmarks/bench_lineage_null.py, docs/nightly.md)."""
     tried = tried_configs(study, incumbent)
     trials = tried[:limit]
     columns = {0: candidate_errors}
@@ -309,7 +314,7 @@ def _spa(study, best, evaluator: Evaluator, runs: range, incumbent: dict[str, An
             continue
     matrix = np.stack([columns[i] for i in sorted(columns)], axis=1)
     spa = spa_evidence(incumbent_errors, matrix, 0, seed=study.user_attrs["seed"])
-    return replace(spa, tried=len(tried))
+    return replace(spa, tried=len(tried), nights=1)
 
 
 def _key(params: dict[str, Any]) -> str:

@@ -20,17 +20,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich import box
 from rich.table import Table
 
 from orchestrator import __version__
 from orchestrator.decisions.records import ADJUSTMENT, finite, read_config, read_history
 from orchestrator.data import MIN_VALIDATION_WINDOWS, Series, Windows, check_symbol, load_series
 from orchestrator.errors import BadInput
+from orchestrator.symbols import MODELS
 from orchestrator.scoring.evaluation import Evaluator, naive_errors
-from orchestrator.scoring.evidence import Evidence, paired_evidence
+from orchestrator.scoring.evidence import Evidence, paired_evidence, signed_percent
 from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
-from orchestrator.decisions.scorecard import rows_then
+from orchestrator.decisions.scorecard import plain_table, rows_then
 
 NAIVE = "naive"
 MIN_WINDOWS = MIN_VALIDATION_WINDOWS
@@ -147,15 +147,12 @@ def leaderboard(
     problem is left out of its symbol's board and named in `not_compared`. `report` gets a line for each symbol
     with too few held-out windows (skipped, not a problem)."""
     problems: list[str] = []
-    found = _committed(Path(best_dir), models, problems)
+    for symbol in symbols or []:
+        check_symbol(symbol)  # before any path is built
+    found = _committed(Path(best_dir), models, problems, report)
     if not found and not problems:
         raise BadInput(f"{best_dir}: no committed configs; run `orchestrator optimize` first or pass --best-dir DIR")
     for symbol in symbols or []:
-        try:
-            check_symbol(symbol)
-        except BadInput as exc:
-            problems.append(str(exc))
-            continue
         if symbol not in found:
             problems.append(f"symbol {symbol}: no committed config in {best_dir} for "
                             f"{', '.join(models) if models else 'any model'}; run `orchestrator optimize` first")
@@ -174,11 +171,17 @@ def leaderboard(
     return boards, problems
 
 
-def _committed(best_dir: Path, models: list[str] | None, problems: list[str]) -> dict[str, dict[str, Path]]:
-    """symbol -> model -> committed config path, for the chosen models (every model directory by default)."""
+def _committed(best_dir: Path, models: list[str] | None, problems: list[str],
+               report: Callable[[str], None] | None = None) -> dict[str, dict[str, Path]]:
+    """symbol -> model -> committed config path, for the chosen models (every model directory by default; `report`
+    gets one line on the other folders, which are skipped)."""
     listed = models is not None
     if models is None:
-        models = sorted(p.name for p in best_dir.iterdir() if p.is_dir()) if best_dir.is_dir() else []
+        folders = sorted(p.name for p in best_dir.iterdir() if p.is_dir()) if best_dir.is_dir() else []
+        models = [folder for folder in folders if folder in MODELS]
+        others = [folder for folder in folders if folder not in MODELS and not folder.startswith(".")]
+        if others and report is not None:
+            report(f"{best_dir}: skipped {', '.join(others)}: no model of that name (models: {', '.join(MODELS)})")
     found: dict[str, dict[str, Path]] = {}
     for model in models:
         try:
@@ -292,7 +295,8 @@ def _read_alike(symbol: str, compared: dict[str, Compared], data_dir: Path | Non
         path = Path(data["path"]) if data_dir is None else Path(data_dir) / Path(data["path"]).name
         cls = forecaster_class(model)
         series[model] = load_series(path.parent, symbol, cls.required_columns, cls.optional_columns,
-                                    price=data["price"], drop_missing=data["drop_missing"], dayfirst=data["dayfirst"])
+                                    price=data["price"], drop_missing=data["drop_missing"], dayfirst=data["dayfirst"],
+                                    decimal=data.get("decimal", "auto"))
     reference = next(iter(series), None)
     for model in series:
         a, b = series[reference], series[model]
@@ -369,19 +373,18 @@ def tables(rows: list[dict[str, Any]]) -> list[Table]:
     for row in rows:
         w = row["windows"]
         runs = ", ".join(f"{m} {v['runs']}" for m, v in row["models"].items() if m != NAIVE)
-        table = Table(title=f"{row['symbol']}: {w['count']} windows {w['first']} .. {w['last']} (after every "
+        table = plain_table(f"{row['symbol']}: {w['count']} windows {w['first']} .. {w['last']} (after every "
                             f"compared config's validation windows); runs: {runs}",
-                      title_justify="left", caption=row["line"], caption_justify="left", box=box.SIMPLE_HEAD)
-        for header in ("model", "MAE", "vs naive: change ± se, p, windows won", "MCS p", f"in {row['level']:.0%} set"):
-            table.add_column(header, no_wrap=True)
+                            caption=row["line"], caption_justify="left")
+        table.add_column("model", overflow="fold")
+        for header in ("MAE", "vs naive:\nchange ± se", "p", "windows\nwon", "MCS p", f"in {row['level']:.0%}\nset"):
+            table.add_column(header, justify="right")
         for name, m in row["models"].items():
-            evidence = "-" if name == NAIVE else _change(m["evidence"])
-            table.add_row(name, f"{m['mae']:.5f}", evidence, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
+            e = m.get("evidence")
+            change = ["-", "-", "-"] if name == NAIVE else [
+                f"{signed_percent(-e['improvement'])} ± {e['se']:.2%}",
+                f"{e['p_value']:.2g}" if e["p_value"] >= 0.001 else "<0.001", f"{e['won']:.0%}"]
+            table.add_row(name, f"{m['mae']:.5f}", *change, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
         found.append(table)
     return found
-
-
-def _change(e: dict[str, Any]) -> str:
-    p = f"{e['p_value']:.2g}" if e["p_value"] >= 0.001 else "<0.001"
-    return f"{-e['improvement']:+.2%} ± {e['se']:.2%}, p={p}, {e['won']:.0%}"
 

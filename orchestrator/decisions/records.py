@@ -1,13 +1,16 @@
 """The files a commit leaves: committed configs (`<best_dir>/<model>/<SYMBOL>.json`: read, a corrupt one refused and
 never overwritten, written atomically) and the history of every decision (`<best_dir>/history.jsonl`: appended under
-a lock and fsynced, a torn tail skipped)."""
+a lock and fsynced, a torn tail skipped); the locks of the best dir's files, in `<best_dir>/.locks/`. Files are
+created with the mode the umask gives (0644 under the usual 022), so a process of another user can read them."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,11 @@ from typing import Any
 from filelock import FileLock
 
 from orchestrator.errors import BadInput
-from orchestrator.symbols import check_symbol
+from orchestrator.symbols import check_model, check_symbol
 
 HISTORY = "history.jsonl"
+LOCKS = ".locks"
+"""The best dir's folder of lock files (with a .gitignore of everything): readers never see them."""
 DECISION = "decision"
 """The `kind` of a history line that records a commit decision; a line without `kind` is one (DESIGN.md)."""
 ADJUSTMENT = "adjustment"
@@ -26,7 +31,8 @@ ADJUSTMENT = "adjustment"
 
 
 def best_path(best_dir: Path, model: str, symbol: str) -> Path:
-    return Path(best_dir) / model / f"{check_symbol(symbol)}.json"
+    """`<best_dir>/<model>/<SYMBOL>.json`; BadInput for a model not registered or an unsafe symbol."""
+    return Path(best_dir) / check_model(model) / f"{check_symbol(symbol)}.json"
 
 
 def read_config(path: Path) -> dict[str, Any] | None:
@@ -88,14 +94,32 @@ def append_history(best_dir: Path, entry: dict[str, Any]) -> None:
     """Append one line under the history's own lock (one lock for every study of the best dir), fsynced.
     After a torn tail the entry starts on a line of its own."""
     path = Path(best_dir) / HISTORY
-    with FileLock(str(path) + ".lock"), open(path, "a+b") as history:
+    with locked(best_dir, path), open(path, "a+b") as history:
         torn = False
         if history.tell() > 0:
             history.seek(-1, os.SEEK_END)
             torn = history.read(1) != b"\n"
+        new = history.tell() == 0
         history.write((b"\n" if torn else b"") + json.dumps(entry, allow_nan=False).encode() + b"\n")
         history.flush()
         os.fsync(history.fileno())
+    if new:
+        fsync_dir(path.parent)  # the new file's name survives a power loss too
+
+
+@contextmanager
+def locked(best_dir: Path, path: Path) -> Iterator[None]:
+    """Hold the lock of `path`, a file of `best_dir`: `<best_dir>/.locks/<its path, '/' as '.'>.lock`. Where a
+    previous version locked the file (`<path>.lock` beside it, which that version creates and never removes), that
+    lock is taken too, so a process of that version still running elsewhere cannot commit past this one."""
+    locks = Path(best_dir) / LOCKS
+    locks.mkdir(parents=True, exist_ok=True)
+    if not (locks / ".gitignore").exists():
+        (locks / ".gitignore").write_text("*\n")
+    name = ".".join(Path(path).relative_to(best_dir).parts) + ".lock"
+    legacy = Path(f"{path}.lock")
+    with FileLock(str(locks / name)), FileLock(str(legacy)) if legacy.exists() else nullcontext():
+        yield
 
 
 def latest(*times: str | None) -> str | None:
@@ -111,9 +135,11 @@ def finite(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_atomic(path: Path, record: dict[str, Any]) -> None:
-    """Write `record` as strict JSON to `path` through a temp file and a rename, fsynced: readers see the old file or
-    the new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `record` as strict JSON to `path` through a temp file and a rename, the file and then its directory
+    fsynced: readers see the old file or the new one, never a part, and after a power loss the new one stays. The
+    file gets the mode the umask gives (0644 under 022)."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the kernel applies the umask
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=2, default=str, allow_nan=False)
@@ -124,3 +150,13 @@ def write_atomic(path: Path, record: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory, so that the names created or replaced in it survive a power loss."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

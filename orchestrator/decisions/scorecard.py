@@ -24,7 +24,7 @@ from orchestrator.data import Series, Windows, load_series
 from orchestrator.data.adjust import earlier_rows
 from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
 from orchestrator.scoring.evaluation import Evaluator, naive_errors
-from orchestrator.scoring.evidence import Evidence, paired_evidence
+from orchestrator.scoring.evidence import Evidence, paired_evidence, signed_percent
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 
 NAIVE = "naive zero return"
@@ -128,7 +128,8 @@ def _score(entry: dict[str, Any], data_dir: Path | None, runs: int, device: str,
     path = Path(data["path"]) if data_dir is None else Path(data_dir) / Path(data["path"]).name
     cls = forecaster_class(model)
     series = load_series(path.parent, symbol, cls.required_columns, cls.optional_columns, price=data["price"],
-                         drop_missing=data["drop_missing"], dayfirst=data["dayfirst"])
+                         drop_missing=data["drop_missing"], dayfirst=data["dayfirst"],
+                         decimal=data.get("decimal", "auto"))
     rows = rows_then(series, data, adjustments)
     if rows == series.rows:
         raise NotScored(f"no bars after {data['last_timestamp']} yet")
@@ -226,26 +227,51 @@ def as_dict(score: Score) -> dict[str, Any]:
 
 
 def tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[Table]:
-    """The decisions (`as_dict` rows) and the groups (`summarize` rows) as rich tables."""
-    pct = lambda v: "-" if v is None else f"{v:+.2%}"  # noqa: E731
-    decisions = Table(title="decisions on the bars after them (change: new vs old MAE; verdict: beyond one standard "
-                            "error or not)", title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("study", "decided", "decision", "bars", "old", "old MAE", "new MAE", "change ± se", "verdict"):
-        decisions.add_column(header, no_wrap=True)
+    """The decisions (`as_dict` rows) and the groups (`summarize` rows) as rich tables that fit 80 columns (two
+    lines per row)."""
+    decisions = plain_table("decisions on the bars after them (change: new vs old MAE; verdict: beyond one standard "
+                            "error or not)", leading=1)
+    decisions.add_column("study\ndecided", overflow="fold")
+    decisions.add_column("decision")
+    for header in ("bars", "old MAE", "new MAE", "change\n± se"):
+        decisions.add_column(header, justify="right")
+    decisions.add_column("verdict")
     for r in rows:
-        se = "" if r["se"] is None else f" ± {r['se']:.2%}"
-        decisions.add_row(r["study"], r["decided"], "commit" if r["committed"] else "kept incumbent", str(r["bars"]),
-                          r["old"], f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", pct(r["change"]) + se, r["verdict"])
-    groups = Table(title="chosen config vs the alternative (each bar once per model/symbol, from the decision in "
-                         "force on it; changed: nights that replaced the config in use; negative change: the "
-                         "decisions helped)", title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("model/symbol", "decisions", *VERDICTS, "changed", "bars", "chosen MAE", "alternative MAE",
-                   "change ± se"):
-        groups.add_column(header, no_wrap=True)
+        decisions.add_row(f"{r['study']}\n{r['decided'][:10]}",
+                          ("commit" if r["committed"] else "kept") + f"\nvs {_old(r['old'])}", str(r["bars"]),
+                          f"{r['old_mae']:.5f}", f"{r['new_mae']:.5f}", _change(r), _VERDICT_LINES[r["verdict"]])
+    groups = plain_table("chosen config vs the alternative (each bar once per model/symbol, from the decision "
+                         "in force on it; changed: nights that replaced the config in use; negative change: "
+                         "the decisions helped)")
+    groups.add_column("model/\nsymbol", overflow="fold")
+    for header in ("deci-\nsions", "paid off/\nunclear/\nnot", "changed", "bars", "chosen\nMAE", "other\nMAE",
+                   "change\n± se"):
+        groups.add_column(header, justify="right")
     mae = lambda v: "-" if v is None else f"{v:.5f}"  # noqa: E731
     for r in summary:
-        se = "" if r["se"] is None else f" ± {r['se']:.2%}"
+        verdicts = "/".join(str(r[v.replace(" ", "_")]) for v in VERDICTS)
         turnover = f"{r['turnover']['changed']} of {r['turnover']['nights']}"
-        groups.add_row(r["group"], str(r["decisions"]), *(str(r[v.replace(" ", "_")]) for v in VERDICTS), turnover,
-                       str(r["bars"]), mae(r["chosen_mae"]), mae(r["alternative_mae"]), pct(r["change"]) + se)
+        groups.add_row(r["group"], str(r["decisions"]), verdicts, turnover, str(r["bars"]), mae(r["chosen_mae"]),
+                       mae(r["alternative_mae"]), _change(r))
     return [decisions, groups]
+
+
+_VERDICT_LINES = {PAID_OFF: "paid off", NO_CLEAR: "no clear\ndifference", DID_NOT: "did not\npay off"}
+
+
+def _old(label: str) -> str:
+    return "naive" if label == NAIVE else label
+
+
+def _change(row: dict[str, Any]) -> str:
+    """'-2.76%' over '± 1.10%' ('-' without a change)."""
+    if row["change"] is None:
+        return "-"
+    return signed_percent(row["change"]) + ("" if row["se"] is None else f"\n± {row['se']:.2%}")
+
+
+def plain_table(title: str, **kwargs: Any) -> Table:
+    """Two spaces between columns, a rule under the header, no border (as `status`), a blank line between rows of
+    two lines: rows fit 80 columns."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True,
+                 pad_edge=False, show_edge=False, **kwargs)

@@ -24,12 +24,13 @@ from orchestrator.data import Series
 from orchestrator.data.adjust import Rescale, adjustment_entry, bars_record, rescaled
 from orchestrator.errors import BadInput
 
-COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "val_windows", "test_windows",
+COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "decimal", "val_windows", "test_windows",
               "eval_runs", "space_hash", "seed", "scoring_version", "weights")
 """Study user attrs that make trial values comparable: resuming with another value of any of them is refused."""
-LEGACY_ATTRS = {"price": "close", "drop_missing": False, "dayfirst": False, "scoring_version": 1}
+LEGACY_ATTRS = {"price": "close", "drop_missing": False, "dayfirst": False, "decimal": "auto",
+                "scoring_version": 1}
 """What studies made before an attr was recorded had; other attrs such a study lacks are not compared."""
-READING = ("price", "drop_missing", "dayfirst")
+READING = ("price", "drop_missing", "dayfirst", "decimal")
 """How the data file is read: a study rolled forward onto grown data keeps them (they say how to read this file)."""
 BLOCKS = 64
 """A study records the fingerprints of up to this many consecutive blocks of its bars, to say where a changed file

@@ -50,7 +50,7 @@ def comparability(job: Job, forecaster: Forecaster) -> dict[str, Any]:
     settings = job.settings
     return {
         "model": job.model, "symbol": job.symbol, "data_sha256": job.series.sha256, "price": job.series.price,
-        "drop_missing": settings.drop_missing, "dayfirst": settings.dayfirst,
+        "drop_missing": settings.drop_missing, "dayfirst": settings.dayfirst, "decimal": settings.decimal,
         "val_windows": len(job.windows.validation), "test_windows": len(job.windows.test),
         "eval_runs": settings.eval_runs, "space_hash": job.space.hash, "seed": settings.seed,
         "scoring_version": forecaster.scoring_version, "weights": forecaster.weights_id,
@@ -107,7 +107,8 @@ def prepare(
         raise BadInput(f"{space.path}: [{cls.context_param}] can be {space.low(cls.context_param)}, but {model} needs "
                        f"at least {cls.min_context} bars of context; raise its lowest value")
     series = load_series(settings.data_dir, symbol, cls.required_columns, cls.optional_columns,
-                         price=settings.price, drop_missing=settings.drop_missing, dayfirst=settings.dayfirst)
+                         price=settings.price, drop_missing=settings.drop_missing, dayfirst=settings.dayfirst,
+                         decimal=settings.decimal)
     windows = make_windows(series, settings.val_windows, settings.test_windows, cls.min_context)
     path = best_path(settings.best_dir, model, symbol)
     incumbent = read_config(path)
@@ -372,7 +373,7 @@ def _decide(study: optuna.Study, evaluator: Evaluator, job: Job, record: RecordD
     provenance = {
         "data": {"path": str(series.path.resolve()), "sha256": series.sha256, "rows": series.rows,
                  "last_timestamp": series.last_timestamp, "bars_sha256": series.bars_sha256(), "price": series.price,
-                 "drop_missing": settings.drop_missing, "dayfirst": settings.dayfirst,
+                 "drop_missing": settings.drop_missing, "dayfirst": settings.dayfirst, "decimal": settings.decimal,
                  "dropped_rows": len(series.dropped)},
         "options": {**asdict(job.options), "weights_id": forecaster.weights_id},
     }

@@ -21,6 +21,7 @@ import torch
 
 from orchestrator.data import Contexts
 from orchestrator.errors import BadInput, ForecastError  # noqa: F401 (ForecastError: re-exported for callers)
+from orchestrator.symbols import MODELS, check_model
 
 Encoded = dict[str, torch.Tensor]
 """What `encode` returns: named tensors on the forecaster's device (the cache bounds its size in bytes)."""
@@ -87,19 +88,10 @@ class Forecaster(ABC):
         return {"device": str(self.device)}
 
 
-_REGISTRY = {
-    "fhs": "orchestrator.models.fhs:FHSForecaster",
-    "toto": "orchestrator.models.toto:TotoForecaster",
-    "kronos": "orchestrator.models.kronos:KronosForecaster",
-    "toto2": "orchestrator.models.toto2:Toto2Forecaster",
-}
-
-
 def forecaster_class(name: str) -> type[Forecaster]:
-    """The class registered under `name`; heavy model packages are imported only here, on first use."""
-    if name not in _REGISTRY:
-        raise BadInput(f"model {name!r}: unknown; choose one of {', '.join(_REGISTRY)}")
-    module, attr = _REGISTRY[name].split(":")
+    """The class registered under `name` (`symbols.MODELS`); heavy model packages are imported only here, on first
+    use."""
+    module, attr = MODELS[check_model(name)].split(":")
     return getattr(importlib.import_module(module), attr)
 
 

@@ -134,15 +134,20 @@ class SpaEvidence:
     """Hansen's SPA p-value of the largest statistic: that no config beats the incumbent (<= p_value)."""
     tried: int | None = None
     """Distinct configs the study tried, when only the best `configs` of them were tested."""
+    nights: int | None = None
+    """Nights of the study's lineage whose configs were counted: 1, this study's own (its archives' configs need not
+    be counted: docs/nightly.md); None in decisions made before it was recorded."""
 
     @property
     def confidence(self) -> float:
         return 1.0 - self.p_value
 
     def summary(self) -> str:
-        """'best of 87 configs: p=0.012', or 'best of 87 configs (the 30 best tested): p=0.02'."""
+        """'best of 87 configs over 1 night: p=0.012', 'best of 112 configs over 3 nights: p=0.41', or
+        'best of 87 configs over 1 night (the 30 best tested): p=0.02'."""
+        over = "" if self.nights is None else f" over {self.nights} night{'s' if self.nights != 1 else ''}"
         bounded = f" (the {self.configs} best tested)" if (self.tried or 0) > self.configs else ""
-        return f"best of {max(self.tried or 0, self.configs)} configs{bounded}: p={_p(self.p_value)}"
+        return f"best of {max(self.tried or 0, self.configs)} configs{over}{bounded}: p={_p(self.p_value)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "confidence": self.confidence}

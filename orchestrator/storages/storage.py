@@ -33,23 +33,33 @@ from orchestrator.settings import Settings
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+_PASSWORD = re.compile(r"(://[^/?#]*?:)[^/?#]*@")  # user:password@ of a URL SQLAlchemy cannot parse
+
+
 def storage_label(url: str) -> str:
     """The URL with any password masked: safe to print and to record."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable storage URL>"
+    except (ArgumentError, ValueError):
+        return _PASSWORD.sub(r"\1***@", url)
 
 
 def check_storage_url(url: str) -> None:
-    """BadInput unless `url` is a SQLAlchemy URL (checked before anything is written)."""
+    """BadInput unless `url` is a database URL that SQLAlchemy can open: it parses (a port is a number), names a
+    database, and its driver is known (checked before anything is written; the password is never shown)."""
+    example = "use e.g. sqlite:///studies/optuna.db or postgresql+psycopg://user@host/db"
     try:
-        make_url(url)
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        reason = "the port is not a number" if isinstance(exc, ValueError) else "not a database URL"
+        raise BadInput(f"--storage {storage_label(url)!r}: {reason}; {example}") from None
+    if not parsed.database:
+        raise BadInput(f"--storage {storage_label(url)!r}: names no database; {example}")
+    try:
+        parsed.get_dialect()
     except ArgumentError:
-        raise BadInput(
-            f"--storage {url!r}: not a database URL; use e.g. sqlite:///studies/optuna.db or "
-            "postgresql+psycopg://user@host/db"
-        ) from None
+        raise BadInput(f"--storage {storage_label(url)!r}: unknown database or driver "
+                       f"{parsed.drivername!r}; {example}") from None
 
 
 def open_storage(url: str, settings: Settings) -> RDBStorage:
@@ -150,7 +160,9 @@ def study_names(storage: optuna.storages.BaseStorage, archived: bool = False) ->
 
 
 def storage_exists(url: str) -> bool:
-    """False for a SQLite file that does not exist yet (reading commands must not create it)."""
+    """False for a SQLite file that does not exist yet (reading commands must not create it); BadInput for a URL
+    that `check_storage_url` refuses."""
+    check_storage_url(url)
     parsed = make_url(url)
     return parsed.get_backend_name() != "sqlite" or not parsed.database or Path(parsed.database).exists()
 

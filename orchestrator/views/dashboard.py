@@ -128,7 +128,8 @@ def _note(decision: Decision, params: dict[str, Any], naive: dict[str, float], r
         f"**{decision.line}**",
         "",
         f"Candidate: trial {decision.trial}. Return MAEs, mean ± standard error over the same {runs} fresh confirm "
-        f"runs (from run {run}) for both configs.",
+        f"runs for both configs (runs {run} to {run + runs - 1} of the study's seed: the search's trials used the "
+        f"first {run}, so no config was selected on these draws).",
         "",
         "| | candidate | incumbent | naive (zero return) |",
         "|---|---|---|---|",

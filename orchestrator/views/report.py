@@ -18,6 +18,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
 from orchestrator.views.dashboard import open_existing, png
+from orchestrator.scoring.evidence import signed_percent
 from orchestrator.settings import Settings
 
 
@@ -83,7 +84,7 @@ def _champions_section(best_dir: Path) -> str:
         body = []
         for name, m in row["models"].items():
             e = m.get("evidence")
-            change = "-" if e is None else f"{-e['improvement']:+.2%} ± {e['se']:.2%}, p={e['p_value']:.2g}"
+            change = "-" if e is None else f"{signed_percent(-e['improvement'])} ± {e['se']:.2%}, p={e['p_value']:.2g}"
             cells = (name, f"{m['mae']:.5f}", change, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
             body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         w = row["windows"]

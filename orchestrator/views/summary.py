@@ -19,7 +19,7 @@ from rich.text import Text
 from orchestrator.decisions.records import best_path, read_config
 from orchestrator.storages.counts import tally
 from orchestrator.errors import BadInput
-from orchestrator.scoring.evidence import evidence_text
+from orchestrator.scoring.evidence import evidence_text, signed_percent
 from orchestrator.settings import Settings
 from orchestrator.storages.storage import check_storage_url, open_storage, storage_exists, study_names
 
@@ -105,7 +105,10 @@ def in_use(best_dir: Path, name: str, attrs: dict[str, Any]) -> dict[str, Any] |
     MAE when committed, when, and which study and trial committed it; None when none is committed."""
     if not attrs.get("model") or not attrs.get("symbol"):
         return None
-    path = best_path(best_dir, attrs["model"], attrs["symbol"])
+    try:
+        path = best_path(best_dir, attrs["model"], attrs["symbol"])
+    except BadInput:  # a study of a model this version does not know
+        return None
     try:
         record = read_config(path)
     except BadInput as exc:
@@ -139,6 +142,7 @@ def launch_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def status_table(rows: list[dict[str, Any]]) -> Table:
     table = _table()
     table.add_column("study", overflow="fold")  # an archived study's long name folds first
+    shown = short_names([r["study"] for r in rows])
     table.add_column("trials", no_wrap=True)
     for header in ("search\nMAE", "naive\nMAE"):
         table.add_column(header, justify="right", no_wrap=True)
@@ -148,9 +152,25 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
         trials = f"{r['trials']}/{r['target'] if r['target'] is not None else '-'}"
         if r["running"]:
             trials += f" ({r['running']} running)"
-        table.add_row(r["study"], trials, _fmt(r["best_value"]), _fmt(r["naive_mae"]), in_use_text(r),
+        table.add_row(shown[r["study"]], trials, _fmt(r["best_value"]), _fmt(r["naive_mae"]), in_use_text(r),
                       decision_text(r, short=True))
     return table
+
+
+def short_names(names: list[str]) -> dict[str, str]:
+    """Study name -> as the status table shows it: an archive (`<model>/<SYMBOL>@<UTC time>`) on two lines, its time
+    to the minute, or to the second or in full where that is needed to tell archives apart (`--json` and `--study`
+    take the full name)."""
+    shown = {}
+    for name in names:
+        base, at, time = name.partition("@")
+        if not at:
+            shown[name] = name
+            continue
+        others = [n.partition("@")[2] for n in names if n != name and n.partition("@")[0] == base]
+        short = next((time[:n] for n in (13, 15) if not any(o[:n] == time[:n] for o in others)), time)
+        shown[name] = f"{base}\n@{short}"
+    return shown
 
 
 def live_table(rows: list[dict[str, Any]]) -> Table:
@@ -217,7 +237,7 @@ def decision_text(row: dict[str, Any], short: bool = False) -> str:
         spa = e.get("spa")  # the SPA test over the configs tried, when the decision ran it
         searched = "" if not spa else f"; best of {spa['configs']}: p" + (
             "<0.001" if spa["p_value"] < 0.001 else f"={spa['p_value']:.2g}")
-        return f"{verdict}: {-e['improvement']:+.2%} ± {e['se']:.2%}, p{p}{searched}"
+        return f"{verdict}: {signed_percent(-e['improvement'])} ± {e['se']:.2%}, p{p}{searched}"
     return f"{verdict}: {evidence_text(e)}"
 
 
