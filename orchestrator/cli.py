@@ -373,21 +373,26 @@ def scorecard(
                                                                "both")] = 16,
     as_json: AsJson = False, **flags: Any,
 ) -> None:
-    """Did past decisions pay off on the bars after them?
+    """Did past decisions pay off, and past forecasts hold, on the bars after them?
 
     Scores every decision in the history on the bars that arrived after it: the committed config against the one
-    it replaced (or a rejected candidate against the kept incumbent), same draws for both."""
+    it replaced (or a rejected candidate against the kept incumbent), same draws for both. Then every logged
+    forecast (forecasts.jsonl) whose bar has come: MAE, CRPS and interval coverage, against naive on those bars."""
+    from orchestrator.decisions.forecast_scores import score_forecasts, table as forecast_table
     from orchestrator.decisions.records import read_history
     from orchestrator.decisions.scorecard import as_dict, scorecard as score, summarize, tables
 
     settings = load_settings(flags)
     notes: list[str] = []
     scores, problems = score(settings.best_dir, data_dir, runs, settings.device, notes.append)
+    forecasts, more = score_forecasts(settings.best_dir, data_dir, notes.append)
+    problems += more
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     rows, summary = [as_dict(s) for s in scores], summarize(scores, read_history(settings.best_dir))
     if as_json:
-        print(json.dumps({"decisions": rows, "summary": summary, "not_scored": notes, "problems": problems}, indent=2))
+        print(json.dumps({"decisions": rows, "summary": summary, "forecasts": forecasts, "not_scored": notes,
+                          "problems": problems}, indent=2))
     else:
         if not scores:
             out.print(f"nothing to score yet: no decision has bars after it that can be scored ({len(notes)} not "
@@ -396,6 +401,8 @@ def scorecard(
             out.print(note, highlight=False, soft_wrap=False)
         for table in tables(rows, summary) if scores else []:
             out.print(table, highlight=False, soft_wrap=False)
+        if forecasts:
+            out.print(forecast_table(forecasts), highlight=False, soft_wrap=False)
     if problems:
         raise typer.Exit(2)
 
@@ -420,9 +427,10 @@ def leaderboard(
     """Which model for each symbol? Writes champions.json.
 
     Every committed config and the naive forecast on bars none was selected on, the model confidence set, and the
-    champion per symbol, written to <best-dir>/champions.json."""
+    champion per symbol (on MAE), written to <best-dir>/champions.json; beside MAE, each model's CRPS and how
+    often the bars fell in its 80% and 90% intervals."""
     from orchestrator.decisions.champions import read_champions, write_champions
-    from orchestrator.decisions.leaderboard import as_dict, leaderboard as score, tables
+    from orchestrator.decisions.leaderboard import as_dict, leaderboard as score, score_table, tables
 
     settings = load_settings(flags)
     read_champions(settings.best_dir)  # a corrupt file is refused before any scoring
@@ -443,6 +451,8 @@ def leaderboard(
             out.print(note, highlight=False, soft_wrap=False)
         for table in tables(rows):
             out.print(table, highlight=False, soft_wrap=False)
+        if rows:
+            out.print(score_table(rows), highlight=False, soft_wrap=False)
         if written is not None:
             out.print(f"wrote {written}", highlight=False)
     if problems:

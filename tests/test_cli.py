@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import cli, read_json
+from test_forecast_scores import scores_through_the_cli
 
 
 def test_status_json_reports_every_study_from_the_storage(workdir: Path) -> None:
@@ -71,3 +72,4 @@ def test_demo_runs_everything_under_studies_demo(workdir: Path) -> None:
     assert "DEMO_A, full search: a commit on evidence (p=" in closing and "DEMO_TREND:" in closing
     assert closing.count("beats naive") >= 2 and "no better than naive" in closing
     assert "orchestrator status --storage" in closing
+    scores_through_the_cli(Path("studies/demo/best"))  # leaderboard, forecast, a bar comes, scorecard

@@ -198,6 +198,57 @@ def test_every_family_is_scored_on_the_bars_none_was_selected_on(families: dict)
     assert set(now["models"]) == {"fhs", "kronos", "toto", NAIVE}  # a subset of the families never replaces it
 
 
+def test_crps_and_coverage_beside_mae_by_hand(families: dict) -> None:
+    """Sampling families: the fair CRPS (scoringrules' energy form, O(n^2), as the reference) and the 80% / 90%
+    intervals of the draws of the leaderboard's 3 runs pooled; naive: the demeaned 250 returns before each bar. In the
+    JSON, champions.json and the second table; the champion is still the best member by MAE."""
+    import scoringrules
+    from rich.console import Console
+
+    from orchestrator.decisions.leaderboard import score_table
+
+    work, root = families["work"], families["root"]
+    row = rows_of(families["first"])["BTCUSD"]
+    stamps = [t.isoformat() for t in load_series(work / "trainingdata", "BTCUSD").frame["timestamp"]]
+    ends = np.arange(stamps.index(row["windows"]["first"]), stamps.index(row["windows"]["last"]) + 1)
+    options = {"fhs": ModelOptions(), "toto": ModelOptions("cpu", str(families["toto"])),
+               "kronos": ModelOptions("cpu", str(root / "kronos"), str(root / "tokenizer"))}
+    for model in ("fhs", "kronos", "toto"):
+        forecaster = create(model, options[model])
+        series = load_series(work / "trainingdata", "BTCUSD", forecaster.required_columns,
+                             forecaster.optional_columns)
+        params = read_json(work / f"configs/best/{model}/BTCUSD.json")["params"]
+        evaluator = Evaluator(forecaster, series, Windows(ends, ends), seed=0)
+        previous, actual = series.close[ends - 1], series.close[ends]
+        draws = torch.cat([evaluator.samples(params, "validation", run) for run in range(3)], dim=1).numpy()
+        returns, y = draws / previous[:, None] - 1, actual / previous - 1
+        m = row["models"][model]
+        fair = scoringrules.crps_ensemble(y, returns, estimator="fair", backend="numpy")
+        assert m["crps"] == pytest.approx(fair.mean(), rel=1e-9) and m["crps_approximate"] is False
+        for level, (low, high) in {"80": (0.1, 0.9), "90": (0.05, 0.95)}.items():
+            lo, hi = np.quantile(returns, [low, high], axis=1)
+            assert m["coverage"][level]["rate"] == np.mean((lo <= y) & (y <= hi))
+            assert m["coverage"][level]["bars"] == len(ends)
+    close = series.close
+    returns = close[1:] / close[:-1] - 1
+    naive = np.stack([returns[t - 251: t - 1] - returns[t - 251: t - 1].mean() for t in ends])
+    y = close[ends] / close[ends - 1] - 1
+    assert row["models"][NAIVE]["crps"] == pytest.approx(
+        scoringrules.crps_ensemble(y, naive, estimator="fair", backend="numpy").mean(), rel=1e-9)
+    lo, hi = np.quantile(naive, [0.1, 0.9], axis=1)
+    assert row["models"][NAIVE]["coverage"]["80"] == {"level": 0.8, "rate": np.mean((lo <= y) & (y <= hi)),
+                                                       "se": pytest.approx(np.sqrt(0.16 / len(ends))),
+                                                       "bars": len(ends)}
+    assert row["champion"] in (None, min(row["set"], key=lambda name: row["models"][name]["mae"]))
+    saved = read_json(work / "configs/best/champions.json")["symbols"]["BTCUSD"]["models"]
+    assert saved["toto"]["coverage"] == row["models"]["toto"]["coverage"]
+    console = Console(width=80, record=True)
+    console.print(score_table([row]))
+    text = console.export_text()
+    assert max(map(len, text.splitlines())) <= 80
+    assert f"{row['models']['toto']['crps']:.5f}" in text and f"± {np.sqrt(0.16 / len(ends)):.0%}" in text
+
+
 def test_families_that_read_the_file_differently_are_refused(families: dict) -> None:
     result = families["first"]
     assert "SPY" not in rows_of(result)
@@ -252,6 +303,10 @@ def test_the_report_shows_the_champions_in_a_browser(families: dict, tmp_path: P
     for name, m in row["models"].items():  # the table: one row per model, naive included, set members marked
         at = lines.index(name)
         assert lines[at + 1] == f"{m['mae']:.5f}" and lines[at + 4] == ("yes" if m["in_set"] else "no")
+        c80, c90 = m["coverage"]["80"], m["coverage"]["90"]
+        assert lines[at + 5: at + 8] == [f"{m['crps']:.5f}", f"{c80['rate']:.0%} ± {c80['se']:.0%}",
+                                         f"{c90['rate']:.0%} ± {c90['se']:.0%}"]
+    assert any(line.startswith("Beside MAE (which chooses the champion): CRPS") for line in lines)
     rendered = re.findall(r'<img alt="([^"]+)" src="data:image/png', champions)
     assert rendered == ["champions across symbols", "BTCUSD: MAE against the naive forecast"]
     assert screenshot.read_bytes().startswith(PNG) and screenshot.stat().st_size > 20_000

@@ -208,6 +208,26 @@ def test_cli_one_run_per_trial_resume_worker_commit_and_the_views(workdir: Path,
     rows = json.loads(scored.stdout)["decisions"]
     assert rows and all((r["study"], r["bars"]) == ("toto2/BTCUSD", 100) for r in rows)
 
+    # the leaderboard scores the quantiles: CRPS approximated from the nine levels (twice the mean pinball loss,
+    # by hand here), the 80% interval 0.1 .. 0.9 and no 90% figure
+    board = cli("leaderboard", "--json")
+    assert board.exit_code == 0, board.output
+    (row,) = json.loads(board.stdout)["symbols"]
+    series = load_series(Path("trainingdata"), "BTCUSD")
+    stamps = [t.isoformat() for t in series.frame["timestamp"]]
+    ends = np.arange(stamps.index(row["windows"]["first"]), stamps.index(row["windows"]["last"]) + 1)
+    forecaster = Toto2Forecaster(ModelOptions(device="cpu", weights=str(weights)))
+    quantiles = forecaster.encode(Contexts.of(series, ends), read_json(incumbent)["params"])["quantiles"]
+    previous = series.close[ends - 1][:, None]
+    q, y = quantiles.double().numpy() / previous - 1, series.close[ends] / series.close[ends - 1] - 1
+    levels = np.arange(1, 10) / 10
+    pinball = np.where(y[:, None] >= q, levels * (y[:, None] - q), (1 - levels) * (q - y[:, None]))
+    toto2 = row["models"]["toto2"]
+    assert toto2["crps"] == pytest.approx(2 * pinball.mean(), rel=1e-6) and toto2["crps_approximate"] is True
+    assert toto2["coverage"]["80"]["rate"] == np.mean((q[:, 0] <= y) & (y <= q[:, 8]))
+    assert toto2["coverage"]["90"] is None and row["models"]["naive"]["crps_approximate"] is False
+    assert "~" in cli("leaderboard").stdout  # the table marks the approximation
+
 
 def test_cli_bad_space_and_missing_weights_exit_2_and_write_nothing(workdir: Path, weights: Path) -> None:
     Path("bad.toml").write_text(SMALL_SPACE.replace('"quantile_0.45"', '"quantile_0.05"'))

@@ -1,6 +1,7 @@
 """Which model for this symbol: every family's committed config and the naive zero-return forecast, scored on the
 same bars that no compared config was selected on, with common random numbers; the model confidence set (Hansen,
-Lunde and Nason) of the models the data cannot tell apart from the best; and the champion per symbol.
+Lunde and Nason) of the models the data cannot tell apart from the best; and the champion per symbol (on MAE).
+Beside MAE, on the same windows and draws: CRPS and 80% / 90% interval coverage (`scoring.probabilistic`).
 
 The bars: after the latest `selected_until` of the compared configs, the last bar that any decision chose or kept
 a config on (its validation windows, and those of the archived studies whose warm starts fed it; a decision that
@@ -29,6 +30,7 @@ from orchestrator.errors import BadInput
 from orchestrator.symbols import MODELS
 from orchestrator.scoring.evaluation import Evaluator, naive_errors
 from orchestrator.scoring.evidence import Evidence, paired_evidence, signed_percent
+from orchestrator.scoring.probabilistic import SCORED_LEVELS, Scores, coverage_text, naive_scores, prediction_scores
 from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
 from orchestrator.decisions.scorecard import plain_table, rows_then
 
@@ -117,6 +119,7 @@ class Board:
     selected_until: dict[str, str]  # model -> timestamp of the last validation window it was selected on
     runs: dict[str, int]
     ranking: Ranking
+    scores: dict[str, Scores]  # model (naive included) -> CRPS and interval coverage on the same windows
     not_compared: dict[str, str] = field(default_factory=dict)  # model -> why it is missing
 
     def timestamp(self, row: int) -> str:
@@ -234,19 +237,20 @@ def _board(symbol, paths, history, adjustments, data_dir, runs, level, device, s
                f"({stamp.iloc[start - 1].isoformat()}); {MIN_WINDOWS} are needed: "
                f"{MIN_WINDOWS - len(ends)} more bars; skipped")
         return None
-    errors, used = {}, {}
+    errors, used, scores = {}, {}, {}
     for model, c in compared.items():
         try:
-            errors[model], used[model] = _errors(c, series[model], ends, runs, device, seed, forecasters)
+            errors[model], used[model], scores[model] = _errors(c, series[model], ends, runs, device, seed,
+                                                                forecasters)
         except (BadInput, ForecastError, KeyError, ValueError) as exc:
             drop(model, f"cannot be scored ({exc or type(exc).__name__})")
     if not errors:
         return None
-    errors[NAIVE] = naive_errors(some, ends)
+    errors[NAIVE], scores[NAIVE] = naive_errors(some, ends), naive_scores(some.close, ends)
     return Board(
         symbol=symbol, series=some, ends=ends, compared={m: compared[m] for m in used},
         selected_until={m: stamp.iloc[first[m] - 1].isoformat() for m in used}, runs=used,
-        ranking=rank(errors, level, seed), not_compared=not_compared,
+        ranking=rank(errors, level, seed), scores=scores, not_compared=not_compared,
     )
 
 
@@ -313,9 +317,11 @@ def _read_alike(symbol: str, compared: dict[str, Compared], data_dir: Path | Non
 
 
 def _errors(c: Compared, series: Series, ends: np.ndarray, runs: int, device: str, seed: int,
-            forecasters: dict[tuple[str, ModelOptions], Forecaster]) -> tuple[np.ndarray, int]:
-    """(per-window errors averaged over the runs, runs): `runs` runs for a sampling model, one for a deterministic
-    one; run r draws from the same seed in every model (common random numbers)."""
+            forecasters: dict[tuple[str, ModelOptions], Forecaster]) -> tuple[np.ndarray, int, Scores]:
+    """(per-window errors averaged over the runs, runs, CRPS and coverage): `runs` runs for a sampling model, one
+    for a deterministic one; run r draws from the same seed in every model (common random numbers). The CRPS and
+    intervals are of the same draws, pooled over the runs (`Evaluator.predict`, as `orchestrator forecast` reads
+    its quantiles)."""
     key = (c.model, ModelOptions(device=device, weights=c.options.get("weights"),
                                  tokenizer=c.options.get("tokenizer")))
     if key not in forecasters:
@@ -326,7 +332,10 @@ def _errors(c: Compared, series: Series, ends: np.ndarray, runs: int, device: st
                        f"({c.options['weights_id']} -> {forecaster.weights_id}); restore them or re-tune this model")
     used = runs if forecaster.stochastic else 1
     evaluator = Evaluator(forecaster, series, Windows(validation=ends, test=ends), seed)
-    return evaluator.evaluate(c.params, range(used), "validation").window_errors, used
+    errors = evaluator.evaluate(c.params, range(used), "validation").window_errors
+    levels = () if forecaster.stochastic else SCORED_LEVELS  # a sampling model is scored on its draws
+    prediction = evaluator.predict(c.params, range(used), "validation", levels)
+    return errors, used, prediction_scores(prediction, series.close[ends - 1], series.close[ends])
 
 
 def as_dict(board: Board) -> dict[str, Any]:
@@ -335,7 +344,8 @@ def as_dict(board: Board) -> dict[str, Any]:
     champion = r.champion
     models = {}
     for name, mae in sorted(r.maes.items(), key=lambda item: item[1]):
-        row: dict[str, Any] = {"mae": mae, "in_set": name in r.members, "mcs_p_value": r.pvalues[name]}
+        row: dict[str, Any] = {"mae": mae, "in_set": name in r.members, "mcs_p_value": r.pvalues[name],
+                               **board.scores[name].to_dict()}
         if name != NAIVE:
             c = board.compared[name]
             row.update({
@@ -390,3 +400,19 @@ def tables(rows: list[dict[str, Any]]) -> list[Table]:
         found.append(table)
     return found
 
+
+def score_table(rows: list[dict[str, Any]]) -> Table:
+    """Every symbol's models (`as_dict` rows) by CRPS and interval coverage beside MAE, within 80 columns."""
+    table = plain_table("the spread: CRPS (lower is better, ~: approximate)",
+                        caption="in: share of bars inside the interval ± binomial se",
+                        caption_justify="left")
+    for header in ("symbol", "model"):
+        table.add_column(header, overflow="fold")
+    for header in ("MAE", "CRPS", "80% in", "90% in"):
+        table.add_column(header, justify="right")
+    for row in rows:
+        for i, (name, m) in enumerate(row["models"].items()):
+            table.add_row(row["symbol"] if i == 0 else "", name, f"{m['mae']:.5f}",
+                          f"{m['crps']:.5f}{'~' if m['crps_approximate'] else ''}",
+                          *(coverage_text(m["coverage"][k]) for k in ("80", "90")))
+    return table

@@ -67,6 +67,7 @@ def _champions_section(best_dir: Path) -> str:
     """Which model per symbol (`orchestrator leaderboard`): an overview across symbols, then per symbol the models'
     MAE with error bars against the naive line, confidence-set members highlighted, and the numbers."""
     from orchestrator.decisions.champions import CHAMPIONS, overview_figure, read_champions, symbol_figure
+    from orchestrator.scoring.probabilistic import coverage_text
 
     rows = list(read_champions(best_dir).get("symbols", {}).values())
     parts = ['<section id="champions"><h2>Champions: which model for each symbol</h2>']
@@ -78,14 +79,22 @@ def _champions_section(best_dir: Path) -> str:
                  "(after every compared config's validation windows). The set: models the data cannot tell apart "
                  "from the best (Hansen-Lunde-Nason); no champion when naive is in it.</p>")
     parts.append(_img(png(overview_figure(rows)), "champions across symbols"))
-    head = "".join(f"<th>{h}</th>" for h in ("model", "MAE", "vs naive: change ± se, p", "MCS p", "in set"))
+    parts.append("<p class=meta>Beside MAE (which chooses the champion): CRPS, the spread's score in the same units "
+                 "(lower is better; ~: approximated from predicted quantiles), and how often the bar fell inside the "
+                 "80% and 90% intervals, ± the binomial standard error a calibrated interval shows on that many "
+                 "bars.</p>")
+    head = "".join(f"<th>{h}</th>" for h in ("model", "MAE", "vs naive: change ± se, p", "MCS p", "in set", "CRPS",
+                                             "80% in", "90% in"))
     for row in rows:
         symbol = html.escape(row["symbol"])
         body = []
         for name, m in row["models"].items():
             e = m.get("evidence")
             change = "-" if e is None else f"{signed_percent(-e['improvement'])} ± {e['se']:.2%}, p={e['p_value']:.2g}"
-            cells = (name, f"{m['mae']:.5f}", change, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
+            crps = "-" if m.get("crps") is None else f"{m['crps']:.5f}{'~' if m['crps_approximate'] else ''}"
+            coverage = m.get("coverage") or {}
+            cells = (name, f"{m['mae']:.5f}", change, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no",
+                     crps, coverage_text(coverage.get("80")), coverage_text(coverage.get("90")))
             body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         w = row["windows"]
         parts += [f'<h3 id="champion-{symbol}">{symbol}</h3>', f"<p class=decision>{html.escape(row['line'])}</p>",
