@@ -344,6 +344,9 @@ def current_umask() -> int:
 
 
 def test_records_module_builds_every_lock_path() -> None:
-    """Case 6: lock paths were built in three places (commit, champions, history); now `records.locked` only."""
-    sources = {p.name: p.read_text() for p in (REPO / "orchestrator").rglob("*.py")}
-    assert [name for name, text in sources.items() if "FileLock(" in text] == [Path(records.__file__).name]
+    """Case 6: lock paths were built in three places (commit, champions, history); now `records.locked` only. (The
+    roll-forward's guard in `storages/storage.py` locks beside the storage file, not in the best dir.)"""
+    package = REPO / "orchestrator"
+    sources = {p.relative_to(package).as_posix(): p.read_text() for p in package.rglob("*.py")}
+    assert [name for name, text in sources.items() if "FileLock(" in text and not name.startswith("storages/")] == [
+        "decisions/records.py"]
