@@ -1,6 +1,7 @@
-"""OHLCV data: reading and validating CSVs (`read`), earlier bars rescaled by a dividend or split adjustment
-(`adjust`), the scored windows and model contexts (`windows`), and generated bars (`synthetic`). The public names
-are re-exported here.
+"""OHLCV data: reading and validating CSVs (`read`), numbers as written in them (`numbers`: decimal mark,
+thousands separators, missing cells), earlier bars rescaled by a dividend or split adjustment (`adjust`), the
+scored windows and model contexts (`windows`), and generated bars (`synthetic`). The public names are
+re-exported here.
 
 Imports: the base modules (`errors`, `symbols`).
 """

@@ -1,5 +1,6 @@
 """Reading OHLCV CSVs as users have them (header spellings, time formats, price columns, missing cells), and
-validating them into a `Series`: one bad cell is refused with its file, line, column and value."""
+validating them into a `Series`: one bad cell is refused with its file, line, column and value. Numbers are
+read by `numbers`."""
 
 from __future__ import annotations
 
@@ -15,20 +16,16 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
+from orchestrator.data.numbers import cell_at, decimal_mark, is_missing, numbers, numeric
 from orchestrator.errors import BadInput
 from orchestrator.symbols import check_symbol  # noqa: F401 (re-exported by orchestrator.data)
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 ALL_COLUMNS = ("timestamp", *PRICE_COLUMNS, "volume")
 TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "observation_date")  # the last: FRED downloads
-MISSING = frozenset({"", ".", "nan", "null", "na", "n/a"})  # cells that mean "no value" (compared lowercased)
 EPOCH_MS = 1e11  # integer times from here up are epoch milliseconds (1e11 s would be the year 5138)
 EPOCH_MAX = 1e14  # ... and from here up they are not times at all (1e14 ms is the year 5138)
 SEPARATORS = (",", ";", "\t")  # the first wins a tie
-_DECIMAL_COMMA = re.compile(r"\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*")  # 1.234,56  100,5  1234
-_THOUSANDS_COMMA = re.compile(r"\s*[+-]?\d{1,3}(,\d{3})+(\.\d+)?\s*")  # 1,234.56  1,000
-_NUMBER = r"[+-]?[\d.,]*\d[\d.,]*"  # a number written with digits and marks, read below by its marks
-_ONE_GROUP = r"[+-]?[1-9]\d{{0,2}}{mark}\d{{3}}"  # 1,000 or 1.000: a thousands group or a decimal mark
 _DAY_MONTH = re.compile(r"%[dm]([/.-])%[dm]")
 
 
@@ -139,7 +136,7 @@ def load_series(
     if not path.is_file():
         raise BadInput(f"{path}: no such file; put {symbol}'s bars there or pass --data-dir DIR")
     raw, headers, separator = _read_csv(path)
-    decimal_comma, decided_by = _decimal_mark(path, raw, headers, decimal)
+    decimal_comma, decided_by = decimal_mark(path, raw, headers, decimal, TIME_COLUMNS)
     time = _time_column(path, headers)
     source = _price_column(path, raw, headers, time, price, decimal_comma)
     others = [c for c in ALL_COLUMNS[1:] if c != "close" and (c in required or (c in optional and c in raw))]
@@ -156,8 +153,8 @@ def load_series(
         left = f" left after dropping {len(dropped)} with missing values" if dropped else ""
         raise BadInput(f"{path}: no rows{left}; add bars to the file")
     frame = pd.DataFrame({"timestamp": _timestamps(path, raw[time], headers[time], dayfirst)})
-    values = {c: _numbers(path, raw[c], headers[c], volume=c == "volume" and c != source, decimal_comma=decimal_comma,
-                          decided_by=decided_by)
+    values = {c: numbers(path, raw[c], headers[c], volume=c == "volume" and c != source, decimal_comma=decimal_comma,
+                         decided_by=decided_by)
               for c in dict.fromkeys(needed[1:])}
     for column in ALL_COLUMNS[1:]:
         if column == "close":
@@ -216,45 +213,6 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str], str]:
     return pd.DataFrame(rows, columns=list(headers), index=lines, dtype=str), headers, separator
 
 
-def _decimal_mark(path: Path, raw: pd.DataFrame, headers: dict[str, str], decimal: str) -> tuple[bool, str]:
-    """(whether numbers use a decimal comma, where the file showed it): `decimal` when it is '.' or ','; else the
-    mark of the earliest number that shows one. A number with both marks shows its last; two of one mark are
-    thousands; one comma or dot shows itself unless it is followed by exactly three digits after 1-3 others
-    ('1,000', '1.000': either). BadInput when only such numbers have a comma."""
-    if decimal in (".", ","):
-        return decimal == ",", ""
-    first: dict[str, tuple[int, str, int]] = {}  # kind -> (line, column, position) of its earliest cell
-    for column in raw:
-        if column in TIME_COLUMNS:
-            continue
-        text = raw[column].str.strip()
-        number = text.str.fullmatch(_NUMBER)
-        commas, dots = text.str.count(","), text.str.count(r"\.")
-        both, comma_last = (commas > 0) & (dots > 0), text.str.rfind(",") > text.str.rfind(".")
-        one_comma, one_dot = (commas == 1) & (dots == 0), (dots == 1) & (commas == 0)
-        grouped_comma = text.str.fullmatch(_ONE_GROUP.format(mark=","))
-        kinds = {
-            ",": both & comma_last | (dots > 1) | one_comma & ~grouped_comma,
-            ".": both & ~comma_last | (commas > 1) | one_dot & ~text.str.fullmatch(_ONE_GROUP.format(mark=r"\.")),
-            "?": one_comma & grouped_comma,
-        }
-        for kind, hits in kinds.items():
-            where = np.flatnonzero((number & hits).to_numpy())
-            if where.size and (kind not in first or int(raw.index[where[0]]) < first[kind][0]):
-                first[kind] = (int(raw.index[where[0]]), column, int(where[0]))
-    shown = sorted((first[k], k) for k in (",", ".") if k in first)
-    if shown:
-        (_, column, row), mark = shown[0]
-        return mark == ",", _where(path, raw[column], row, headers[column])
-    if "?" in first:
-        _, column, row = first["?"]
-        raise BadInput(
-            f"{_where(path, raw[column], row, headers[column])} reads as a thousands separator or a decimal comma, "
-            "and no number in the file tells which; pass --decimal . if 1,000 is one thousand, or --decimal , if it "
-            "is 1.0; a study made on this file before may have read it the other way: add --fresh to start anew")
-    return False, ""
-
-
 def _extra_fields(path: Path, line: int, fields: list[str], header: list[str], separator: str) -> str:
     """A row with more fields than the header: in a comma-separated file, most likely decimal commas."""
     name = {",": "','", ";": "';'", "\t": "tab"}[separator]
@@ -287,7 +245,7 @@ def _price_column(
         return canonical(price)
     if "close" in raw:
         return "close"
-    candidates = [c for c in raw if c != time and _numeric(raw[c], decimal_comma)]
+    candidates = [c for c in raw if c != time and numeric(raw[c], decimal_comma)]
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
@@ -297,33 +255,11 @@ def _price_column(
     raise BadInput(f"{path}: missing column(s) close; found headers {found}; {hint}")
 
 
-def _numeric(text: pd.Series, decimal_comma: bool) -> bool:
-    """Whether every present cell of a column is a number (and at least one is present)."""
-    present = text[~_is_missing(text)]
-    return not present.empty and bool(np.isfinite(_floats(present, decimal_comma)).all())
-
-
-def _floats(text: pd.Series, decimal_comma: bool) -> np.ndarray:
-    """Cells as floats, NaN where a cell is no number. With `decimal_comma`, '1.234,56' is 1234.56 and '100.5' no
-    number (one format per file); without, '1,234.56' is 1234.56."""
-    text = text.str.strip()
-    if decimal_comma:
-        text = text.where(text.str.fullmatch(_DECIMAL_COMMA)).str.replace(".", "", regex=False)
-        text = text.str.replace(",", ".", regex=False)
-    else:
-        text = text.where(~text.str.fullmatch(_THOUSANDS_COMMA), text.str.replace(",", "", regex=False))
-    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-
-
-def _is_missing(text: pd.Series) -> pd.Series:
-    return text.str.strip().str.lower().isin(MISSING)
-
-
 def _missing_cells(
     path: Path, raw: pd.DataFrame, headers: dict[str, str], used: list[str], time: str, drop: bool
 ) -> tuple[pd.DataFrame, tuple[int, ...]]:
     """Refuse missing cells in the `used` columns, or with `drop` drop their rows (returning their line numbers)."""
-    missing = raw[used].apply(_is_missing)
+    missing = raw[used].apply(is_missing)
     rows = missing.any(axis=1).to_numpy()
     if not rows.any():
         return raw, ()
@@ -332,13 +268,8 @@ def _missing_cells(
     row = int(np.flatnonzero(rows)[0])
     column = used[int(np.flatnonzero(missing.iloc[row].to_numpy())[0])]
     what = "date/time" if column == time else "finite number"
-    raise BadInput(f"{_where(path, raw[column], row, headers[column])} is not a {what} (a missing value); "
+    raise BadInput(f"{cell_at(path, raw[column], row, headers[column])} is not a {what} (a missing value); "
                    "fill it or remove the row, or pass --drop-missing to drop such rows")
-
-
-def _where(path: Path, text: pd.Series, row: int, header: str) -> str:
-    """Where cell `row` (position) of a column is: the index holds the file's line numbers and is never reset."""
-    return f"{path}: line {int(text.index[row])}, column '{header}': value {text.iloc[row]!r}"
 
 
 def _time_format(first: str, dayfirst: bool) -> str | None:
@@ -390,28 +321,11 @@ def _timestamps(path: Path, text: pd.Series, header: str, dayfirst: bool) -> pd.
         else:
             problem = (f"not a date/time{dates}; use ISO (2024-01-02, 2024-01-02 09:30:00-05:00), US (1/2/2024), "
                        "YYYYMMDD or epoch seconds / milliseconds")
-        raise BadInput(f"{_where(path, text, row, header)} is {problem}; fix or remove the row")
+        raise BadInput(f"{cell_at(path, text, row, header)} is {problem}; fix or remove the row")
     step = parsed.diff().dt.total_seconds().to_numpy()[1:]
     for problem, hits in (("duplicates the row before", step == 0), ("is earlier than the row before", step < 0)):
         where = np.flatnonzero(hits)
         if where.size:
-            raise BadInput(f"{_where(path, text, int(where[0]) + 1, header)} {problem}; "
+            raise BadInput(f"{cell_at(path, text, int(where[0]) + 1, header)} {problem}; "
                            "sort the rows by time and drop duplicates")
     return parsed
-
-
-def _numbers(path: Path, text: pd.Series, header: str, volume: bool, decimal_comma: bool,
-             decided_by: str) -> np.ndarray:
-    """A column as floats: finite, and > 0 for prices or >= 0 for volume; `decided_by`: the cell that showed the
-    file's decimal mark."""
-    values = _floats(text, decimal_comma)
-    number = "a number in this file's format (decimal comma: 100,5 or 1.234,56)" if decimal_comma else "a finite number"
-    if decided_by:
-        number += f"; the decimal mark is that of {decided_by.removeprefix(f'{path}: ')} (--decimal sets it)"
-    checks = [(~np.isfinite(values), f"is not {number}")]
-    checks.append((values < 0, "is negative") if volume else (values <= 0, "is not a positive price"))
-    for bad, problem in checks:
-        where = np.flatnonzero(bad)
-        if where.size:
-            raise BadInput(f"{_where(path, text, int(where[0]), header)} {problem}; fix or remove the row")
-    return values
