@@ -430,7 +430,8 @@ def leaderboard(
     champion per symbol (on MAE), written to <best-dir>/champions.json; beside MAE, each model's CRPS and how
     often the bars fell in its 80% and 90% intervals."""
     from orchestrator.decisions.champions import read_champions, write_champions
-    from orchestrator.decisions.leaderboard import as_dict, leaderboard as score, score_table, tables
+    from orchestrator.decisions.leaderboard import as_dict, leaderboard as score, tables
+    from orchestrator.decisions.spread_table import score_table
 
     settings = load_settings(flags)
     read_champions(settings.best_dir)  # a corrupt file is refused before any scoring

@@ -205,7 +205,7 @@ def test_crps_and_coverage_beside_mae_by_hand(families: dict) -> None:
     import scoringrules
     from rich.console import Console
 
-    from orchestrator.decisions.leaderboard import score_table
+    from orchestrator.decisions.spread_table import score_table
 
     work, root = families["work"], families["root"]
     row = rows_of(families["first"])["BTCUSD"]

@@ -30,7 +30,7 @@ from orchestrator.errors import BadInput
 from orchestrator.symbols import MODELS
 from orchestrator.scoring.evaluation import Evaluator, naive_errors
 from orchestrator.scoring.evidence import Evidence, paired_evidence, signed_percent
-from orchestrator.scoring.probabilistic import SCORED_LEVELS, Scores, coverage_text, naive_scores, prediction_scores
+from orchestrator.scoring.probabilistic import Scores, evaluator_scores, naive_scores
 from orchestrator.models.base import Forecaster, ForecastError, ModelOptions, create, forecaster_class
 from orchestrator.decisions.scorecard import plain_table, rows_then
 
@@ -333,9 +333,7 @@ def _errors(c: Compared, series: Series, ends: np.ndarray, runs: int, device: st
     used = runs if forecaster.stochastic else 1
     evaluator = Evaluator(forecaster, series, Windows(validation=ends, test=ends), seed)
     errors = evaluator.evaluate(c.params, range(used), "validation").window_errors
-    levels = () if forecaster.stochastic else SCORED_LEVELS  # a sampling model is scored on its draws
-    prediction = evaluator.predict(c.params, range(used), "validation", levels)
-    return errors, used, prediction_scores(prediction, series.close[ends - 1], series.close[ends])
+    return errors, used, evaluator_scores(evaluator, c.params, range(used), ends)
 
 
 def as_dict(board: Board) -> dict[str, Any]:
@@ -399,20 +397,3 @@ def tables(rows: list[dict[str, Any]]) -> list[Table]:
             table.add_row(name, f"{m['mae']:.5f}", *change, f"{m['mcs_p_value']:.3f}", "yes" if m["in_set"] else "no")
         found.append(table)
     return found
-
-
-def score_table(rows: list[dict[str, Any]]) -> Table:
-    """Every symbol's models (`as_dict` rows) by CRPS and interval coverage beside MAE, within 80 columns."""
-    table = plain_table("the spread: CRPS (lower is better, ~: approximate)",
-                        caption="in: share of bars inside the interval ± binomial se",
-                        caption_justify="left")
-    for header in ("symbol", "model"):
-        table.add_column(header, overflow="fold")
-    for header in ("MAE", "CRPS", "80% in", "90% in"):
-        table.add_column(header, justify="right")
-    for row in rows:
-        for i, (name, m) in enumerate(row["models"].items()):
-            table.add_row(row["symbol"] if i == 0 else "", name, f"{m['mae']:.5f}",
-                          f"{m['crps']:.5f}{'~' if m['crps_approximate'] else ''}",
-                          *(coverage_text(m["coverage"][k]) for k in ("80", "90")))
-    return table

@@ -1,7 +1,8 @@
 """A study's lineage in the storage: whether it can go on with today's inputs (the attrs that make its trial values
 comparable; for a changed data file, whether bars were only appended, or earlier bars only rescaled by one factor
 (a dividend or split adjustment), so that it rolls forward, or earlier bars changed), and archiving it as
-`<model>/<SYMBOL>@<UTC time>` when a new study replaces it (--fresh, grown data), once, whoever runs it."""
+`<model>/<SYMBOL>@<UTC time>` when a new study replaces it (--fresh, grown data), once, whoever runs it; what a
+study rolled forward carries from the archived one (warm starts, `fed_until`) and the line that announces it."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import pandas as pd
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from orchestrator.decisions.records import HISTORY, append_history, read_history
+from orchestrator.decisions.records import HISTORY, append_history, latest, read_history
 from orchestrator.data import Series
 from orchestrator.data.adjust import Rescale, adjustment_entry, bars_record, rescaled
 from orchestrator.errors import BadInput
+from orchestrator.settings import LEGACY, STUDY_KEYS, Settings
 
 COMPARABLE = ("model", "symbol", "data_sha256", "price", "drop_missing", "dayfirst", "decimal", "val_windows", "test_windows",
               "eval_runs", "space_hash", "seed", "scoring_version", "weights")
@@ -35,6 +37,10 @@ READING = ("price", "drop_missing", "dayfirst", "decimal")
 BLOCKS = 64
 """A study records the fingerprints of up to this many consecutive blocks of its bars, to say where a changed file
 first differs."""
+ROLLED_CONFIGS = 5
+"""A study rolled forward onto grown data enqueues (TPE) up to this many best distinct configs of the archived one."""
+CMAES_WARM = 10
+"""CMA-ES warm-starts from an archived study with at least this many complete trials (WS-CMA-ES: `make_sampler`)."""
 
 
 def stored_attrs(storage: RDBStorage, name: str) -> dict[str, Any] | None:
@@ -198,6 +204,46 @@ def record_rescale(best_dir: Path, series: Series, attrs: Mapping[str, Any], res
     rows = [entry["data"]["rows"] for entry in read_history(best_dir)
             if entry.get("symbol") == series.symbol and "rows" in entry.get("data", {})]
     append_history(best_dir, adjustment_entry(series, attrs["bars_record"], rescale, rows))
+
+
+def changed_settings(recorded: Mapping[str, Any], settings: Settings) -> list[str]:
+    """'--test-windows 60 (was 20)' for each study setting (and the target) that differs from what the stored study
+    recorded: with `study.resumed_settings`, only a flag changes one."""
+    before = {**{k: recorded["settings"].get(k, LEGACY.get(k)) for k in STUDY_KEYS
+                 if k in recorded["settings"] or k in LEGACY}, "trials": recorded.get("target")}
+    now = {**settings.model_dump(mode="json"), "trials": settings.trials}
+    shown = lambda v: "on" if v is True else "off" if v is False else "none" if v is None else v  # noqa: E731
+    return [f"--{key.replace('_', '-')} {shown(now[key])} (was {shown(value)})" for key, value in before.items()
+            if value != now[key]]
+
+
+def fed_until(series: Series, archived: Mapping[str, Any], grown: int) -> str:
+    """The last bar that the warm starts of a study rolled forward from `archived` (its attrs) were selected on: the
+    archive's last validation window, or an earlier archive's that fed it, whichever is later. The bars before the
+    appended ones are the archive's, so its rows index today's series."""
+    last = series.frame["timestamp"].iloc[series.rows - grown - int(archived["test_windows"]) - 1].isoformat()
+    return latest(last, archived.get("fed_until"))
+
+
+def rolled_line(name: str, series: Series, sampler: str, archived: str, grown: Growth, enqueued: int, complete: int,
+                changed: list[str]) -> str:
+    """One line, said before the first trial of study `name` rolled forward onto `series`: what grew (and how the
+    earlier bars were rescaled, if they were), the archive, the new study, its warm starts, and the flags that
+    changed a recorded setting (clauses joined by commas, so a note can be added)."""
+    if sampler == "cmaes":
+        warm = (f"CMA-ES warm-started from its {complete} complete trials" if complete >= CMAES_WARM else
+                f"not warm-started from it: CMA-ES needs {CMAES_WARM} of its complete trials, it has {complete}")
+    elif enqueued:
+        warm = f"warm-started with its {enqueued} best config{'s' if enqueued > 1 else ''}"
+    else:
+        warm = "not warm-started from it: none of its complete trials is another config in the space"
+    earlier = "earlier bars unchanged" if grown.rescale is None else grown.rescale.clause
+    what = (f"{grown.bars} new bars since the last study ({earlier})" if grown.bars else
+            f"{series.path} was rewritten with the same bars" if grown.rescale is None else
+            f"{series.path}: {earlier}")
+    kept = "kept its recorded settings" + (f" except {', '.join(changed)}" if changed else "")
+    clauses = [f"archived it as {archived}", f"new study on {series.rows} rows", warm, kept]
+    return f"{name}: {what}: {', '.join(clauses)}"
 
 
 def _blocks(rows: int) -> list[tuple[int, int]]:

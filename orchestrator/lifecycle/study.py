@@ -4,7 +4,7 @@ target (the loop itself: runloop.py), and the commit step."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,12 @@ from orchestrator.data import Series, Windows, check_symbol, load_series, make_w
 from orchestrator.errors import BadInput
 from orchestrator.scoring.evaluation import EncodeCache, Evaluator, naive_mae
 from orchestrator.lifecycle.lineage import (
-    READING, Growth, archive, bars_marks, check_resumable, new_bars, pause_for_tests, record_rescale, set_up_attrs,
-    stored_attrs,
+    CMAES_WARM, READING, ROLLED_CONFIGS, Growth, archive, bars_marks, changed_settings, check_resumable, fed_until,
+    new_bars, pause_for_tests, record_rescale, rolled_line, set_up_attrs, stored_attrs,
 )
 from orchestrator.models.base import Forecaster, ModelOptions, create, forecaster_class
 from orchestrator.search.objective import Objective, TrialGuard
-from orchestrator.decisions.records import best_path, latest, read_config, transfer_configs
+from orchestrator.decisions.records import best_path, read_config, transfer_configs
 from orchestrator.search.runloop import best_number, run_to_target
 from orchestrator.search.sampling import archived_trials, enqueue_warm_starts, make_pruner, make_sampler
 from orchestrator.settings import LEGACY, STUDY_KEYS, Settings, space_path, study_settings
@@ -33,10 +33,6 @@ from orchestrator.storages.storage import (
     check_storage_url, open_storage, storage_exists, storage_label, study_guard, sync_wal, wait_for_live_trials,
 )
 
-ROLLED_CONFIGS = 5
-"""A study rolled forward onto grown data enqueues (TPE) up to this many best distinct configs of the archived one."""
-CMAES_WARM = 10
-"""CMA-ES warm-starts from an archived study with at least this many complete trials (WS-CMA-ES: `make_sampler`)."""
 GUARD_SECONDS = 600
 """How long a setup waits for another process's roll-forward of the same study (plus the grace period)."""
 
@@ -141,17 +137,6 @@ def resumed_settings(model: str, symbol: str, settings: Settings, explicit: set[
     return study_settings(study_name(model, symbol), values)
 
 
-def changed_settings(recorded: Mapping[str, Any], settings: Settings) -> list[str]:
-    """'--test-windows 60 (was 20)' for each study setting (and the target) that differs from what the stored study
-    recorded: with `resumed_settings`, only a flag changes one."""
-    before = {**{k: recorded["settings"].get(k, LEGACY.get(k)) for k in STUDY_KEYS
-                 if k in recorded["settings"] or k in LEGACY}, "trials": recorded.get("target")}
-    now = {**settings.model_dump(mode="json"), "trials": settings.trials}
-    shown = lambda v: "on" if v is True else "off" if v is False else "none" if v is None else v  # noqa: E731
-    return [f"--{key.replace('_', '-')} {shown(now[key])} (was {shown(value)})" for key, value in before.items()
-            if value != now[key]]
-
-
 @dataclass(frozen=True)
 class Setup:
     """What `setup` did to the stored study: the archive's name when it replaced one, and lines for the user."""
@@ -234,41 +219,14 @@ def _create(job: Job, forecaster: Forecaster, storage: RDBStorage, recorded: dic
         if grown is not None:
             if rolled or (settings.sampler == "cmaes" and len(previous) >= CMAES_WARM):
                 study.set_user_attr("fed_until", fed_until(job.series, recorded, grown.bars))
-            notes = (_rolled_line(job, archived, grown, rolled, len(previous), changed_settings(recorded, settings)),)
+            notes = (rolled_line(job.name, job.series, settings.sampler, archived, grown, rolled, len(previous),
+                                 changed_settings(recorded, settings)),)
         elif archived is not None:
             notes = (f"archived the previous study as {archived}",)
     study.set_user_attr("target", settings.trials)
     study.set_user_attr("settings", settings.model_dump(mode="json"))  # last: marks the setup complete
     sync_wal(storage)
     return notes
-
-
-def fed_until(series: Series, archived: Mapping[str, Any], grown: int) -> str:
-    """The last bar that the warm starts of a study rolled forward from `archived` (its attrs) were selected on: the
-    archive's last validation window, or an earlier archive's that fed it, whichever is later. The bars before the
-    appended ones are the archive's, so its rows index today's series."""
-    last = series.frame["timestamp"].iloc[series.rows - grown - int(archived["test_windows"]) - 1].isoformat()
-    return latest(last, archived.get("fed_until"))
-
-
-def _rolled_line(job: Job, archived: str, grown: Growth, enqueued: int, complete: int, changed: list[str]) -> str:
-    """One line, said before the first trial: what grew (and how the earlier bars were rescaled, if they were), the
-    archive, the new study, its warm starts, and the flags that changed a recorded setting (clauses joined by
-    commas, so a note can be added)."""
-    if job.settings.sampler == "cmaes":
-        warm = (f"CMA-ES warm-started from its {complete} complete trials" if complete >= CMAES_WARM else
-                f"not warm-started from it: CMA-ES needs {CMAES_WARM} of its complete trials, it has {complete}")
-    elif enqueued:
-        warm = f"warm-started with its {enqueued} best config{'s' if enqueued > 1 else ''}"
-    else:
-        warm = "not warm-started from it: none of its complete trials is another config in the space"
-    earlier = "earlier bars unchanged" if grown.rescale is None else grown.rescale.clause
-    what = (f"{grown.bars} new bars since the last study ({earlier})" if grown.bars else
-            f"{job.series.path} was rewritten with the same bars" if grown.rescale is None else
-            f"{job.series.path}: {earlier}")
-    kept = "kept its recorded settings" + (f" except {', '.join(changed)}" if changed else "")
-    clauses = [f"archived it as {archived}", f"new study on {job.series.rows} rows", warm, kept]
-    return f"{job.name}: {what}: {', '.join(clauses)}"
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from orchestrator.scoring.evaluation import Prediction
+    from orchestrator.scoring.evaluation import Evaluator, Prediction
 
 INTERVALS = {0.8: (0.1, 0.9), 0.9: (0.05, 0.95)}
 """Central interval -> its lower and upper quantile levels."""
@@ -144,6 +144,15 @@ def prediction_scores(prediction: Prediction, previous: np.ndarray, actual: np.n
         raise ValueError("the model gives no quantiles to score")
     return quantile_scores(returns, given)
 
+
+def evaluator_scores(evaluator: Evaluator, params: Mapping[str, Any], runs: range, ends: np.ndarray) -> Scores:
+    """Scores of `evaluator`'s forecaster with `params` on its validation windows ending at bars `ends`: a sampling
+    model on its draws pooled over `runs`, a deterministic one on its quantiles at SCORED_LEVELS
+    (`prediction_scores`, as `orchestrator forecast` reads its quantiles)."""
+    levels = () if evaluator.forecaster.stochastic else SCORED_LEVELS  # a sampling model is scored on its draws
+    prediction = evaluator.predict(params, runs, "validation", levels)
+    close = evaluator.series.close
+    return prediction_scores(prediction, close[ends - 1], close[ends])
 
 def naive_draws(close: np.ndarray, ends: np.ndarray, count: int = NAIVE_RETURNS) -> list[np.ndarray]:
     """Per window ending at bar t: the returns of the `count` bars before t (fewer where the file has fewer, at
