@@ -91,20 +91,27 @@ def read_history(best_dir: Path, kind: str = DECISION) -> list[dict[str, Any]]:
 
 
 def append_history(best_dir: Path, entry: dict[str, Any]) -> None:
-    """Append one line under the history's own lock (one lock for every study of the best dir), fsynced.
-    After a torn tail the entry starts on a line of its own."""
-    path = Path(best_dir) / HISTORY
-    with locked(best_dir, path), open(path, "a+b") as history:
+    """Append one line to the history (one lock for every study of the best dir), fsynced."""
+    append_lines(best_dir, HISTORY, [json.dumps(entry, allow_nan=False)])
+
+
+def append_lines(best_dir: Path, name: str, lines: list[str]) -> Path:
+    """Append lines to `<best_dir>/<name>` under its lock in one write, fsynced (the history, the forecast log).
+    After a torn tail the first line starts on a line of its own."""
+    path = Path(best_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(best_dir, path), open(path, "a+b") as log:
         torn = False
-        if history.tell() > 0:
-            history.seek(-1, os.SEEK_END)
-            torn = history.read(1) != b"\n"
-        new = history.tell() == 0
-        history.write((b"\n" if torn else b"") + json.dumps(entry, allow_nan=False).encode() + b"\n")
-        history.flush()
-        os.fsync(history.fileno())
+        if log.tell() > 0:
+            log.seek(-1, os.SEEK_END)
+            torn = log.read(1) != b"\n"
+        new = log.tell() == 0
+        log.write((b"\n" if torn else b"") + "".join(line + "\n" for line in lines).encode())
+        log.flush()
+        os.fsync(log.fileno())
     if new:
         fsync_dir(path.parent)  # the new file's name survives a power loss too
+    return path
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from orchestrator.data import Series, Windows, check_symbol, earlier_rows, load_series
 from orchestrator.decisions.champions import CHAMPIONS, NAIVE, read_champions
-from orchestrator.decisions.records import ADJUSTMENT, best_path, read_config, read_history
+from orchestrator.decisions.records import ADJUSTMENT, append_lines, best_path, read_config, read_history
 from orchestrator.errors import UNSCORABLE, BadInput, unscorable_reason
 from orchestrator.models.base import QUANTILE_LEVELS, Forecaster, ModelOptions, create, forecaster_class
 from orchestrator.scoring.evaluation import Evaluator
@@ -227,12 +227,8 @@ def _forecaster(choice: Choice, device: str, weights: dict[str, str | None]) -> 
 
 
 def append_log(best_dir: Path, rows: list[dict[str, Any]]) -> Path:
-    """Append one JSON line per row to `<best_dir>/forecasts.jsonl` (one write, so lines never interleave)."""
-    path = Path(best_dir) / LOG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write("".join(json.dumps(row) + "\n" for row in rows))
-    return path
+    """Append one JSON line per row to `<best_dir>/forecasts.jsonl`, under its lock in one write, fsynced."""
+    return append_lines(best_dir, LOG, [json.dumps(row) for row in rows])
 
 
 def flat(row: dict[str, Any]) -> dict[str, Any]:
